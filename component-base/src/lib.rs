@@ -1,0 +1,11 @@
+//! The edge every rudder component shares, in the spirit of `k8s.io/component-base`: common flags, the API
+//! client, structured logging, the `/healthz` `/readyz` `/metrics` endpoints and SIGTERM handling.
+
+pub mod client;
+pub mod flags;
+pub mod health;
+pub mod logging;
+pub mod shutdown;
+
+pub use flags::CommonFlags;
+pub use health::{HealthServer, Readiness};

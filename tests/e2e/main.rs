@@ -1,0 +1,10 @@
+//! End-to-end tests of the seed walkthrough (../shared/FLOW.md) against the local cluster. They run in
+//! one binary so they run concurrently, each in its own namespace.
+
+mod common;
+mod failures;
+mod garbage_collection;
+mod kubelet_api;
+mod namespaces;
+mod scaling;
+mod walkthrough;

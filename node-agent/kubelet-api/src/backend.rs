@@ -44,4 +44,12 @@ pub trait Backend: Send + Sync + 'static {
     fn port_forward(&self, namespace: &str, pod: &str, uid: Option<&str>) -> impl Future<Output = Result<url::Url, BackendError>> + Send;
     /// The CRI-format log file of the container's current (or, with `previous`, last terminated) instance.
     fn log_file(&self, container: &ContainerRef, previous: bool) -> impl Future<Output = Result<PathBuf, BackendError>> + Send;
+
+    /// Whether the container's current instance is still running; `kubectl logs -f` ends once it is not
+    /// (and its log is drained). The default says "running", so a follow lasts until the client leaves or
+    /// the backend stops finding the container.
+    fn is_running(&self, container: &ContainerRef) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        let _ = container;
+        std::future::ready(Ok(true))
+    }
 }

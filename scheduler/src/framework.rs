@@ -1,0 +1,22 @@
+//! The scheduling framework, shaped like upstream's `pkg/scheduler/framework`: one narrow trait per
+//! extension point, a [`Status`] that carries rejections as codes rather than errors, per-cycle
+//! [`CycleState`], a registry of plugin factories and a [`Framework`] that runs the enabled plugins.
+
+pub mod cycle_state;
+pub mod fit_error;
+pub mod interface;
+pub mod node_info;
+pub mod registry;
+pub mod runtime;
+pub mod status;
+
+pub use cycle_state::CycleState;
+pub use fit_error::{FitError, NodeToStatus};
+pub use interface::{
+    BindPlugin, FilterPlugin, FilterRunner, MAX_NODE_SCORE, NodeScore, NormalizeScorePlugin, Plugin, PostFilterPlugin,
+    PreFilterPlugin, PreScorePlugin, ScorePlugin,
+};
+pub use node_info::{NodeInfo, PodInfo, Snapshot};
+pub use registry::{Handle, PluginSpec, Registry};
+pub use runtime::Framework;
+pub use status::{Code, Status};

@@ -1,0 +1,40 @@
+//! Data plugins keep for the length of one scheduling cycle (PreFilter results read by Filter, PreScore
+//! results read by Score), keyed by name.
+
+use std::any::Any;
+use std::collections::HashMap;
+
+/// Per-cycle storage shared by the plugins; a fresh one is made for every pod attempt.
+#[derive(Default)]
+pub struct CycleState {
+    data: HashMap<String, Box<dyn Any + Send + Sync>>,
+}
+
+impl CycleState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn write<T: Any + Send + Sync>(&mut self, key: impl Into<String>, value: T) {
+        self.data.insert(key.into(), Box::new(value));
+    }
+
+    /// The value under `key`, if present and of type `T`.
+    pub fn read<T: Any + Send + Sync>(&self, key: &str) -> Option<&T> {
+        self.data.get(key).and_then(|v| v.downcast_ref::<T>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_read_back() {
+        let mut s = CycleState::new();
+        s.write("PreFilterX", 42_i64);
+        assert_eq!(s.read::<i64>("PreFilterX"), Some(&42));
+        assert_eq!(s.read::<String>("PreFilterX"), None, "wrong type reads as absent");
+        assert_eq!(s.read::<i64>("missing"), None);
+    }
+}

@@ -1,0 +1,152 @@
+//! A node together with the pods on it and what they request: the view every Filter and Score plugin sees.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::resources::{self, Resource};
+
+/// A pod with its requests computed once.
+#[derive(Debug, Clone)]
+pub struct PodInfo {
+    pub pod: Arc<Pod>,
+    /// Requests for fit checks (missing requests count zero).
+    pub requests: Resource,
+    /// Requests for scoring (missing cpu/memory count the defaults).
+    pub non_zero_requests: Resource,
+}
+
+impl PodInfo {
+    pub fn new(pod: Arc<Pod>) -> Self {
+        let requests = resources::pod_requests(&pod);
+        let non_zero_requests = resources::pod_non_zero_requests(&pod);
+        Self { pod, requests, non_zero_requests }
+    }
+
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        pod_key(&self.pod)
+    }
+
+    pub fn priority(&self) -> i32 {
+        pod_priority(&self.pod)
+    }
+}
+
+/// `namespace/name` of a pod.
+pub fn pod_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The pod's priority (set by the Priority admission plugin; zero when absent).
+pub fn pod_priority(pod: &Pod) -> i32 {
+    pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0)
+}
+
+/// A node, the pods bound or assumed onto it and the sums of their requests.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    node: Arc<Node>,
+    name: String,
+    pods: Vec<PodInfo>,
+    requested: Resource,
+    non_zero_requested: Resource,
+    allocatable: Resource,
+}
+
+impl NodeInfo {
+    pub fn new(node: Arc<Node>) -> Self {
+        let allocatable = resources::node_allocatable(&node);
+        let name = node.metadata.name.clone().unwrap_or_default();
+        Self { node, name, pods: Vec::new(), requested: Resource::default(), non_zero_requested: Resource::default(), allocatable }
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pods(&self) -> &[PodInfo] {
+        &self.pods
+    }
+
+    pub fn requested(&self) -> &Resource {
+        &self.requested
+    }
+
+    pub fn non_zero_requested(&self) -> &Resource {
+        &self.non_zero_requested
+    }
+
+    pub fn allocatable(&self) -> &Resource {
+        &self.allocatable
+    }
+
+    pub fn add_pod(&mut self, pod: PodInfo) {
+        self.requested.add(&pod.requests);
+        self.non_zero_requested.add(&pod.non_zero_requests);
+        self.pods.push(pod);
+    }
+
+    /// Removes the pod with this key; returns whether it was there.
+    pub fn remove_pod(&mut self, key: &str) -> bool {
+        let Some(i) = self.pods.iter().position(|p| p.key() == key) else { return false };
+        let pod = self.pods.remove(i);
+        self.requested.subtract(&pod.requests);
+        self.non_zero_requested.subtract(&pod.non_zero_requests);
+        true
+    }
+}
+
+/// Every node's info at the start of a cycle; plugins read it, nothing writes it during the cycle.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    nodes: Vec<NodeInfo>,
+    index: BTreeMap<String, usize>,
+}
+
+impl Snapshot {
+    pub fn new(nodes: Vec<NodeInfo>) -> Self {
+        let index = nodes.iter().enumerate().map(|(i, n)| (n.name().to_string(), i)).collect();
+        Self { nodes, index }
+    }
+
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    pub fn get(&self, name: &str) -> Option<&NodeInfo> {
+        self.index.get(name).and_then(|i| self.nodes.get(*i))
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{node, pod_with_cpu};
+
+    #[test]
+    fn add_and_remove_keep_sums() {
+        let mut ni = NodeInfo::new(Arc::new(node("n1", "4", "8Gi")));
+        ni.add_pod(PodInfo::new(Arc::new(pod_with_cpu("a", "500m"))));
+        ni.add_pod(PodInfo::new(Arc::new(pod_with_cpu("b", "250m"))));
+        assert_eq!(ni.requested().milli_cpu, 750);
+        assert_eq!(ni.allocatable().milli_cpu, 4000);
+        assert!(ni.remove_pod("default/a"));
+        assert!(!ni.remove_pod("default/a"), "second removal finds nothing");
+        assert_eq!(ni.requested().milli_cpu, 250);
+        assert_eq!(ni.pods().len(), 1);
+    }
+}

@@ -1,0 +1,17 @@
+//! rudder's scheduler: a kube-scheduler replacement laid out as upstream's scheduling framework.
+
+pub mod cache;
+pub mod eligibility;
+pub mod events;
+pub mod framework;
+pub mod informers;
+pub mod metrics;
+pub mod plugins;
+pub mod pod_status;
+pub mod quantity;
+pub mod queue;
+pub mod resources;
+pub mod scheduler;
+
+#[cfg(test)]
+pub(crate) mod testing;

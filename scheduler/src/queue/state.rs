@@ -1,0 +1,254 @@
+//! The scheduling queue's bookkeeping, free of clocks and locks so it can be tested step by step: an
+//! active queue (highest priority, then oldest, first), a backoff queue (pods waiting out 1 s doubling to
+//! 10 s after a failed attempt), an unschedulable pool (pods waiting for a cluster change) and the gated
+//! pods (non-empty `schedulingGates`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::framework::node_info::{pod_key, pod_priority};
+
+/// Upstream's `podInitialBackoffDuration`.
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+/// Upstream's `podMaxBackoffDuration`.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Upstream's `podMaxInUnschedulablePodsDuration`: retry even without a cluster event after this long.
+pub const MAX_IN_UNSCHEDULABLE: Duration = Duration::from_secs(5 * 60);
+
+/// A pod waiting in (or popped from) the queue.
+#[derive(Debug, Clone)]
+pub struct QueuedPod {
+    pub pod: Arc<Pod>,
+    pub key: String,
+    /// How many times it has been popped for scheduling.
+    pub attempts: u32,
+    /// When it entered its current sub-queue (orders the active queue among equal priorities).
+    pub timestamp: Instant,
+    /// When its last attempt failed; backoff counts from here.
+    pub last_failure: Option<Instant>,
+}
+
+/// Which sub-queue a pod is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Where {
+    Active,
+    Backoff,
+    Unschedulable,
+    Gated,
+}
+
+/// Sizes, for the pending-pods metric.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Lengths {
+    pub active: usize,
+    pub backoff: usize,
+    pub unschedulable: usize,
+    pub gated: usize,
+}
+
+/// The queue's whole state.
+#[derive(Debug)]
+pub struct QueueState {
+    pods: BTreeMap<String, (QueuedPod, Where)>,
+    /// Popped and not yet returned or done.
+    in_flight: HashSet<String>,
+    /// Incremented by every pop.
+    scheduling_cycle: u64,
+    /// The cycle at which the last "move everything" event happened; a pod that failed in a cycle at or
+    /// before it goes to backoff rather than waiting for another event it may already have missed.
+    move_request_cycle: u64,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl Default for QueueState {
+    fn default() -> Self {
+        Self::new(DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF)
+    }
+}
+
+fn is_gated(pod: &Pod) -> bool {
+    pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty())
+}
+
+/// Whether an update could change a scheduling decision (spec or labels), as opposed to status churn.
+fn scheduling_relevant_change(old: &Pod, new: &Pod) -> bool {
+    old.spec != new.spec || old.metadata.labels != new.metadata.labels || old.metadata.uid != new.metadata.uid
+}
+
+/// `initial × 2^(attempts-1)`, capped at `max`.
+fn backoff_for(initial: Duration, max: Duration, attempts: u32) -> Duration {
+    let mut d = initial;
+    for _ in 1..attempts {
+        d = d.saturating_mul(2);
+        if d >= max {
+            return max;
+        }
+    }
+    d.min(max)
+}
+
+impl QueueState {
+    pub fn new(initial_backoff: Duration, max_backoff: Duration) -> Self {
+        Self {
+            pods: BTreeMap::new(),
+            in_flight: HashSet::new(),
+            scheduling_cycle: 0,
+            move_request_cycle: 0,
+            initial_backoff,
+            max_backoff,
+        }
+    }
+
+    /// `initial × 2^(attempts-1)`, capped.
+    pub fn backoff_duration(&self, attempts: u32) -> Duration {
+        backoff_for(self.initial_backoff, self.max_backoff, attempts)
+    }
+
+    fn backoff_expiry(&self, qp: &QueuedPod) -> Option<Instant> {
+        qp.last_failure.map(|t| t + self.backoff_duration(qp.attempts))
+    }
+
+    fn is_backing_off(&self, qp: &QueuedPod, now: Instant) -> bool {
+        self.backoff_expiry(qp).is_some_and(|e| e > now)
+    }
+
+    /// Adds a new pending pod, or refreshes one already queued. A relevant update to an unschedulable or
+    /// gated pod sends it back to be tried (after any remaining backoff).
+    pub fn add_or_update(&mut self, pod: Arc<Pod>, now: Instant) {
+        let key = pod_key(&pod);
+        if self.in_flight.contains(&key) {
+            return; // The scheduler re-reads the pod from the store when the attempt ends.
+        }
+        let gated = is_gated(&pod);
+        let (initial, max) = (self.initial_backoff, self.max_backoff);
+        let Some((qp, place)) = self.pods.get_mut(&key) else {
+            let qp = QueuedPod { pod, key: key.clone(), attempts: 0, timestamp: now, last_failure: None };
+            self.pods.insert(key, (qp, if gated { Where::Gated } else { Where::Active }));
+            return;
+        };
+        let relevant = scheduling_relevant_change(&qp.pod, &pod);
+        qp.pod = pod;
+        match (*place, gated) {
+            (_, true) => *place = Where::Gated,
+            (Where::Gated, false) => {
+                *place = Where::Active;
+                qp.timestamp = now;
+            }
+            (Where::Unschedulable, false) if relevant => {
+                let backing_off = qp.last_failure.is_some_and(|t| t + backoff_for(initial, max, qp.attempts) > now);
+                *place = if backing_off { Where::Backoff } else { Where::Active };
+                qp.timestamp = now;
+            }
+            _ => {}
+        }
+    }
+
+    pub fn delete(&mut self, key: &str) {
+        self.pods.remove(key);
+    }
+
+    /// Takes the highest-priority, longest-waiting active pod and marks it in flight.
+    pub fn pop(&mut self) -> Option<(QueuedPod, u64)> {
+        let key = self
+            .pods
+            .values()
+            .filter(|(_, w)| *w == Where::Active)
+            .max_by(|(a, _), (b, _)| {
+                pod_priority(&a.pod).cmp(&pod_priority(&b.pod)).then_with(|| b.timestamp.cmp(&a.timestamp))
+            })
+            .map(|(qp, _)| qp.key.clone())?;
+        let (mut qp, _) = self.pods.remove(&key)?;
+        qp.attempts += 1;
+        self.scheduling_cycle += 1;
+        self.in_flight.insert(key);
+        Some((qp, self.scheduling_cycle))
+    }
+
+    /// The attempt ended with the pod placed (or gone): forget it.
+    pub fn done(&mut self, key: &str) {
+        self.in_flight.remove(key);
+    }
+
+    /// The attempt found no node. If a cluster event arrived since the pod was popped it goes to backoff
+    /// (that event may have made room); otherwise it waits in the unschedulable pool for the next event.
+    pub fn add_unschedulable(&mut self, mut qp: QueuedPod, pod_cycle: u64, now: Instant) {
+        self.in_flight.remove(&qp.key);
+        qp.last_failure = Some(now);
+        qp.timestamp = now;
+        let place = if self.move_request_cycle >= pod_cycle { Where::Backoff } else { Where::Unschedulable };
+        self.pods.insert(qp.key.clone(), (qp, place));
+    }
+
+    /// The attempt failed with an error (or binding failed): retry after backoff.
+    pub fn add_backoff(&mut self, mut qp: QueuedPod, now: Instant) {
+        self.in_flight.remove(&qp.key);
+        qp.last_failure = Some(now);
+        qp.timestamp = now;
+        self.pods.insert(qp.key.clone(), (qp, Where::Backoff));
+    }
+
+    /// A cluster change (node added or changed, pod deleted…): every unschedulable pod gets another try,
+    /// once its backoff has passed.
+    pub fn move_all_to_active_or_backoff(&mut self, now: Instant) {
+        self.move_request_cycle = self.scheduling_cycle;
+        let keys: Vec<String> =
+            self.pods.iter().filter(|(_, (_, w))| *w == Where::Unschedulable).map(|(k, _)| k.clone()).collect();
+        for k in keys {
+            let backing_off = self.pods.get(&k).is_some_and(|(qp, _)| self.is_backing_off(qp, now));
+            if let Some((qp, w)) = self.pods.get_mut(&k) {
+                *w = if backing_off { Where::Backoff } else { Where::Active };
+                qp.timestamp = now;
+            }
+        }
+    }
+
+    /// Moves pods whose backoff has passed to active, and pods stuck unschedulable for too long to be
+    /// retried anyway. Returns how many became active.
+    pub fn flush(&mut self, now: Instant) -> usize {
+        let mut moved = 0;
+        let keys: Vec<String> = self.pods.keys().cloned().collect();
+        for k in keys {
+            let Some((qp, w)) = self.pods.get(&k) else { continue };
+            let ready = match w {
+                Where::Backoff => !self.is_backing_off(qp, now),
+                Where::Unschedulable => now.saturating_duration_since(qp.timestamp) >= MAX_IN_UNSCHEDULABLE,
+                _ => false,
+            };
+            if ready && let Some((qp, w)) = self.pods.get_mut(&k) {
+                *w = Where::Active;
+                qp.timestamp = now;
+                moved += 1;
+            }
+        }
+        moved
+    }
+
+    pub fn where_is(&self, key: &str) -> Option<Where> {
+        self.pods.get(key).map(|(_, w)| *w)
+    }
+
+    pub fn has_active(&self) -> bool {
+        self.pods.values().any(|(_, w)| *w == Where::Active)
+    }
+
+    pub fn lengths(&self) -> Lengths {
+        let mut l = Lengths::default();
+        for (_, w) in self.pods.values() {
+            match w {
+                Where::Active => l.active += 1,
+                Where::Backoff => l.backoff += 1,
+                Where::Unschedulable => l.unschedulable += 1,
+                Where::Gated => l.gated += 1,
+            }
+        }
+        l
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

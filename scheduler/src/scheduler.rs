@@ -1,0 +1,167 @@
+//! The scheduling loop: pop a pod, run the framework over a fresh snapshot, assume the pod on the chosen
+//! node and bind it in the background; or report why it fits nowhere and put it back in the queue.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::cache::SchedulerCache;
+use crate::eligibility::responsible_for;
+use crate::events::PodEvents;
+use crate::framework::Framework;
+use crate::framework::runtime::Failure;
+use crate::metrics::{Metrics, RESULT_ERROR, RESULT_SCHEDULED, RESULT_UNSCHEDULABLE};
+use crate::pod_status;
+use crate::queue::{QueuedPod, SchedulingQueue};
+
+/// Event reason and PodScheduled reason upstream uses.
+pub const REASON_FAILED_SCHEDULING: &str = "FailedScheduling";
+pub const REASON_SCHEDULED: &str = "Scheduled";
+pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
+pub const REASON_SCHEDULER_ERROR: &str = "SchedulerError";
+/// Upper bound of an event note (upstream's `NoteLengthLimit`).
+pub const NOTE_LENGTH_LIMIT: usize = 1024;
+
+/// Everything one scheduler profile needs.
+pub struct Scheduler {
+    pub scheduler_name: String,
+    pub framework: Arc<Framework>,
+    pub queue: Arc<SchedulingQueue>,
+    pub cache: Arc<SchedulerCache>,
+    pub nodes: Store<Node>,
+    pub pods: Store<Pod>,
+    pub client: kube::Client,
+    pub events: PodEvents,
+    pub metrics: Metrics,
+}
+
+/// Shortens a message to fit an event note, as upstream does.
+pub fn truncate_message(message: &str) -> String {
+    if message.len() <= NOTE_LENGTH_LIMIT {
+        return message.to_string();
+    }
+    let suffix = " ...";
+    let mut end = NOTE_LENGTH_LIMIT - suffix.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{suffix}", &message[..end])
+}
+
+impl Scheduler {
+    /// Schedules pods until the task is dropped.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            let (qp, cycle) = self.queue.pop().await;
+            self.schedule_one(qp, cycle);
+        }
+    }
+
+    /// The pod as the store has it now, if it is still ours to schedule.
+    fn current_pod(&self, qp: &QueuedPod) -> Option<Arc<Pod>> {
+        let (ns, name) = qp.key.split_once('/')?;
+        let pod = self.pods.get(&ObjectRef::new(name).within(ns))?;
+        responsible_for(&pod, &self.scheduler_name).then_some(pod)
+    }
+
+    fn schedule_one(self: &Arc<Self>, mut qp: QueuedPod, cycle: u64) {
+        let start = Instant::now();
+        let key = qp.key.clone();
+        let Some(pod) = self.current_pod(&qp) else {
+            self.queue.done(&key);
+            return;
+        };
+        if self.cache.is_assumed(&key) {
+            // Already placed; its binding is in flight.
+            self.queue.done(&key);
+            return;
+        }
+        qp.pod = pod.clone();
+        let snapshot = self.cache.snapshot(&self.nodes.state(), &self.pods.state());
+        match self.framework.schedule(&pod, &snapshot) {
+            Ok(node) => {
+                tracing::debug!(pod = %key, %node, "assuming pod on node");
+                self.cache.assume(pod.clone(), &node);
+                self.queue.done(&key);
+                let this = self.clone();
+                tokio::spawn(async move { this.bind(qp, node, start).await });
+            }
+            Err(Failure::Unschedulable(msg)) => {
+                tracing::info!(pod = %key, reason = %msg, "unable to schedule pod; no fit; waiting");
+                self.metrics.observe_attempt(RESULT_UNSCHEDULABLE, start.elapsed().as_secs_f64());
+                self.handle_failure(qp, Some(cycle), REASON_UNSCHEDULABLE, msg);
+            }
+            Err(Failure::Error(msg)) => {
+                tracing::warn!(pod = %key, error = %msg, "error scheduling pod; retrying");
+                self.metrics.observe_attempt(RESULT_ERROR, start.elapsed().as_secs_f64());
+                self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg);
+            }
+        }
+    }
+
+    async fn bind(self: Arc<Self>, qp: QueuedPod, node: String, start: Instant) {
+        let status = self.framework.bind(&qp.pod, &node).await;
+        if status.is_success() {
+            self.cache.finish_binding(&qp.key);
+            self.metrics.observe_attempt(RESULT_SCHEDULED, start.elapsed().as_secs_f64());
+            let (ns, name) = qp.key.split_once('/').unwrap_or_default();
+            tracing::info!(pod = %qp.key, %node, "successfully bound pod to node");
+            let note = format!("Successfully assigned {ns}/{name} to {node}");
+            self.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULED, "Binding", note).await;
+            self.events.forget(&qp.key);
+            return;
+        }
+        self.cache.forget(&qp.key);
+        self.metrics.observe_attempt(RESULT_ERROR, start.elapsed().as_secs_f64());
+        // What was assumed is free again: let other waiting pods try for it.
+        self.queue.move_all_to_active_or_backoff();
+        let msg = format!("running Bind plugin {:?}: {}", status.plugin().unwrap_or_default(), status.message());
+        tracing::warn!(pod = %qp.key, %node, error = %msg, "binding failed; retrying");
+        self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg);
+    }
+
+    /// Puts the pod back (unschedulable pool after a rejection, backoff after an error) unless it is gone
+    /// or bound meanwhile, then reports the failure on the pod.
+    fn handle_failure(self: &Arc<Self>, mut qp: QueuedPod, cycle: Option<u64>, reason: &'static str, msg: String) {
+        // Forget event state of pods that are gone or bound, while we are here.
+        self.events.retain(|key| {
+            let Some((ns, name)) = key.split_once('/') else { return false };
+            self.pods.get(&ObjectRef::new(name).within(ns)).is_some_and(|p| responsible_for(&p, &self.scheduler_name))
+        });
+        let Some(pod) = self.current_pod(&qp) else {
+            self.queue.done(&qp.key);
+            return;
+        };
+        qp.pod = pod.clone();
+        match cycle {
+            Some(c) => self.queue.add_unschedulable(qp, c),
+            None => self.queue.add_backoff(qp),
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let note = truncate_message(&msg);
+            this.events.publish(&pod, EventType::Warning, REASON_FAILED_SCHEDULING, "Scheduling", note).await;
+            if let Err(e) = pod_status::set_unschedulable(&this.client, &pod, reason, &msg).await {
+                tracing::warn!(pod = %crate::framework::node_info::pod_key(&pod), error = %e, "failed to update PodScheduled condition");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation() {
+        let long = "x".repeat(2000);
+        let cases = [("short stays", "abc".to_string(), 3), ("long is cut to the limit", long, NOTE_LENGTH_LIMIT)];
+        for (name, msg, want_len) in cases {
+            assert_eq!(truncate_message(&msg).len(), want_len, "case {name}");
+        }
+        assert!(truncate_message(&"y".repeat(1500)).ends_with(" ..."));
+    }
+}

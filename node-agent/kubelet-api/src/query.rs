@@ -1,5 +1,5 @@
 //! Query strings of the kubelet API: the stream options of exec/attach and the options of container logs,
-//! with upstream's spelling (`stdin=1` and `stdin=true` alike, `command` repeated, `tailLines`...).
+//! with upstream's spelling (`input=1` and `input=true` alike, `command` repeated, `tailLines`...).
 
 use jiff::Timestamp;
 
@@ -77,9 +77,10 @@ pub fn stream_options(query: Option<&str>, require_command: bool) -> Result<Stre
     for (name, value) in pairs(query) {
         match name.as_str() {
             "command" => options.command.push(value),
-            "stdin" => options.stdin = parse_bool(&name, &value)?,
-            "stdout" => options.stdout = parse_bool(&name, &value)?,
-            "stderr" => options.stderr = parse_bool(&name, &value)?,
+            // The apiserver names the streams as upstream's kubelet API does: input, output, error.
+            "input" => options.stdin = parse_bool(&name, &value)?,
+            "output" => options.stdout = parse_bool(&name, &value)?,
+            "error" => options.stderr = parse_bool(&name, &value)?,
             "tty" => options.tty = parse_bool(&name, &value)?,
             _ => {}
         }
@@ -186,19 +187,19 @@ mod tests {
         let cases: &[(&str, &str, bool, Result<StreamOptions, Error>)] = &[
             (
                 "numeric booleans",
-                "command=ls&command=-l&stdout=1&stderr=1",
+                "command=ls&command=-l&output=1&error=1",
                 true,
                 Ok(streams(false, true, true, false, &["ls", "-l"])),
             ),
             (
                 "word booleans",
-                "command=sh&stdin=true&stdout=true&tty=false",
+                "command=sh&input=true&output=true&tty=false",
                 true,
                 Ok(streams(true, true, false, false, &["sh"])),
             ),
             (
                 "tty drops stderr",
-                "command=bash&stdin=1&stdout=1&stderr=1&tty=1",
+                "command=bash&input=1&output=1&error=1&tty=1",
                 true,
                 Ok(streams(true, true, false, true, &["bash"])),
             ),
@@ -211,22 +212,22 @@ mod tests {
             ("no streams", "command=ls", true, Err(Error::NoStreams)),
             (
                 "exec needs a command",
-                "stdout=1",
+                "output=1",
                 true,
                 Err(Error::NoCommand),
             ),
             (
                 "attach needs no command",
-                "stdout=1",
+                "output=1",
                 false,
                 Ok(streams(false, true, false, false, &[])),
             ),
             (
                 "bad bool",
-                "command=ls&stdout=yes",
+                "command=ls&output=yes",
                 true,
                 Err(Error::NotABool {
-                    name: "stdout".into(),
+                    name: "output".into(),
                     value: "yes".into(),
                 }),
             ),
@@ -239,7 +240,7 @@ mod tests {
     #[test]
     fn command_arguments_are_decoded() {
         let got =
-            stream_options(Some("command=echo&command=a%20b+c&stdout=1"), true).expect("valid");
+            stream_options(Some("command=echo&command=a%20b+c&output=1"), true).expect("valid");
         assert_eq!(got.command, vec!["echo".to_owned(), "a b c".to_owned()]);
     }
 

@@ -192,7 +192,7 @@ async fn exec_is_relayed_to_the_runtime_and_bytes_flow_both_ways() {
         .unwrap();
     let request = client::request(
         "POST",
-        "/exec/default/web/nginx?command=bash&command=-il&input=1&stdin=1&stdout=1&tty=1",
+        "/exec/default/web/nginx?command=bash&command=-il&input=1&output=1&tty=1",
     )
     .header("Connection", "Upgrade")
     .header("Upgrade", "SPDY/3.1")
@@ -275,7 +275,7 @@ async fn runtime_refusals_and_bad_requests_come_back_with_their_status() {
     let cases = [
         (
             "unknown pod",
-            "/exec/default/missing/c?command=ls&stdout=1",
+            "/exec/default/missing/c?command=ls&output=1",
             StatusCode::NOT_FOUND,
             "pod \"default/missing\" not found\n",
         ),
@@ -287,7 +287,7 @@ async fn runtime_refusals_and_bad_requests_come_back_with_their_status() {
         ),
         (
             "not an upgrade",
-            "/attach/default/web/c?stdout=1",
+            "/attach/default/web/c?output=1",
             StatusCode::BAD_REQUEST,
             "Upgrade request required\n",
         ),
@@ -322,7 +322,7 @@ async fn a_runtime_refusing_the_upgrade_is_answered_as_the_runtime_answered() {
     let mut sender = connect(h.address, &h.ca.cert_pem, Some(&h.apiserver))
         .await
         .unwrap();
-    let request = client::request("POST", "/attach/default/web/c?stdout=1")
+    let request = client::request("POST", "/attach/default/web/c?output=1")
         .header("Connection", "Upgrade")
         .header("Upgrade", "SPDY/3.1")
         .body(Empty::<Bytes>::new())

@@ -1,0 +1,15 @@
+//! rudder's controllers: the parts of kube-controller-manager that run Deployments, ReplicaSets,
+//! garbage collection, namespaces, default service accounts and the root CA bundle.
+
+pub mod api_errors;
+pub mod events;
+pub mod informer;
+pub mod ownership;
+pub mod replicaset;
+pub mod deployment;
+pub mod discovery;
+pub mod root_ca_publisher;
+pub mod serviceaccount;
+pub mod namespace;
+pub mod garbage_collector;
+pub mod selection;

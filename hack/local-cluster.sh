@@ -3,10 +3,14 @@
 # scheduler, and N nodes (each a containerd plus a rudder-node-agent). The contract (paths, addresses,
 # identities, flags) is hack/README.md.
 #
-#   hack/local-cluster.sh up [--nodes N] [--set-default-kubeconfig]   start or update (re-runnable)
-#   hack/local-cluster.sh down                                        stop everything, remove $RUDDER_HOME
-#   hack/local-cluster.sh status                                      what is running
-#   hack/local-cluster.sh env                                         export lines: eval "$(... env)"
+#   hack/local-cluster.sh up [--nodes N] [--no-default-kubeconfig]   start or update (re-runnable)
+#   hack/local-cluster.sh down                                       stop everything, remove $RUDDER_HOME
+#   hack/local-cluster.sh status                                     what is running; fails if no cluster is up
+#   hack/local-cluster.sh env                                        export lines: eval "$(... env)"
+#
+# Unless --no-default-kubeconfig is given, `up` links kubectl and helm into /usr/local/bin and writes
+# ~/.kube/config, so the FLOW.md walkthrough runs as written — but only where that replaces nothing of
+# anyone else's: an existing kubectl/helm or a kubeconfig that is not rudder's is left alone.
 #
 # Environment: RUDDER_HOME (/var/lib/rudder), RUDDER_CACHE (/var/cache/rudder), RUDDER_NODES (3),
 # RUDDER_SKIP_BUILD=1 (use existing binaries; skip missing ones), RUDDER_BIN_DIR (target/release),
@@ -31,13 +35,39 @@ cmd_env() {
   echo "export PATH=$(kubectl_dir):\$PATH"
 }
 
+# is_ours PATH: a kubeconfig this launcher wrote (its cluster is named rudder and its server is ours).
+is_ours() {
+  grep -q '^- name: rudder$' "$1" 2>/dev/null && grep -q 'server: https://127.0.0.1:6443' "$1" 2>/dev/null
+}
+
+# install_user_defaults puts kubectl and helm on the PATH and makes the cluster kubectl's default, where
+# that overwrites nothing that is not rudder's.
+install_user_defaults() {
+  local tool target
+  for tool in kubectl helm; do
+    target="$RUDDER_CACHE/kubectl-layer/$tool/$tool"
+    if [[ ! -e /usr/local/bin/$tool || $(readlink /usr/local/bin/$tool) == "$RUDDER_CACHE"/* ]]; then
+      ln -sfn "$target" "/usr/local/bin/$tool"
+    elif [[ $(command -v "$tool") != "$target" ]]; then
+      util::warn "left /usr/local/bin/$tool alone (not rudder's); use $target"
+    fi
+  done
+  mkdir -p "$HOME/.kube"
+  if [[ ! -e $HOME/.kube/config ]] || is_ours "$HOME/.kube/config"; then
+    install -m 600 "$RUDDER_HOME/admin.kubeconfig" "$HOME/.kube/config"
+  else
+    util::warn "left ~/.kube/config alone (not rudder's); export KUBECONFIG=$RUDDER_HOME/admin.kubeconfig"
+  fi
+}
+
 cmd_up() {
-  local set_default=0
+  local set_default=1
   while (($#)); do
     case $1 in
       --nodes) [[ ${2:-} =~ ^[1-9][0-9]?$ ]] || util::die "--nodes needs a count from 1 to 99"; RUDDER_NODES=$2; shift 2 ;;
       --nodes=*) RUDDER_NODES=${1#--nodes=}; shift ;;
       --set-default-kubeconfig) set_default=1; shift ;;
+      --no-default-kubeconfig) set_default=0; shift ;;
       *) util::die "unknown flag for up: $1" ;;
     esac
   done
@@ -95,14 +125,7 @@ cmd_up() {
   if [[ -n $controllers ]]; then components::wait_default_sa; fi
   components::check_alive "${started_components[@]}"
 
-  if ((set_default)); then
-    mkdir -p "$HOME/.kube"
-    if [[ -f $HOME/.kube/config ]] && ! cmp -s "$HOME/.kube/config" "$RUDDER_HOME/admin.kubeconfig"; then
-      cp "$HOME/.kube/config" "$HOME/.kube/config.before-rudder"
-      util::log "saved the previous ~/.kube/config as ~/.kube/config.before-rudder"
-    fi
-    install -m 600 "$RUDDER_HOME/admin.kubeconfig" "$HOME/.kube/config"
-  fi
+  if ((set_default)); then install_user_defaults; fi
 
   util::log "cluster up in $((SECONDS - started))s"
   controlplane::kubectl get nodes -o wide 2>/dev/null || true
@@ -146,7 +169,7 @@ cmd_down() {
 cmd_status() {
   if [[ ! -d $RUDDER_HOME/run ]]; then
     echo "no cluster (no $RUDDER_HOME/run)"
-    return 0
+    return 1
   fi
   local f name pid
   printf '%-28s %-8s %s\n' COMPONENT PID STATE
@@ -165,6 +188,7 @@ cmd_status() {
     controlplane::kubectl get nodes -o wide 2>/dev/null || true
   else
     echo "kube-apiserver: not ready"
+    return 1
   fi
 }
 
@@ -176,7 +200,7 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) echo "usage: $0 up [--nodes N] [--set-default-kubeconfig] | down | status | env" >&2; exit 2 ;;
+    *) echo "usage: $0 up [--nodes N] [--no-default-kubeconfig] | down | status | env" >&2; exit 2 ;;
   esac
 }
 

@@ -13,3 +13,4 @@ pub mod serviceaccount;
 pub mod namespace;
 pub mod garbage_collector;
 pub mod selection;
+pub mod node_lifecycle;

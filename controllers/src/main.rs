@@ -7,12 +7,13 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, ServiceAccount};
 use kube::Api;
 use kube::runtime::watcher;
 use rudder_controllers::informer::Informer;
-use rudder_controllers::selection::{self, DEPLOYMENT, GARBAGE_COLLECTOR, NAMESPACE, REPLICASET, ROOT_CA_PUBLISHER, SERVICEACCOUNT};
-use rudder_controllers::{deployment, garbage_collector, namespace, replicaset, root_ca_publisher, serviceaccount};
+use rudder_controllers::selection::{self, DEPLOYMENT, GARBAGE_COLLECTOR, NAMESPACE, NODE_LIFECYCLE, REPLICASET, ROOT_CA_PUBLISHER, SERVICEACCOUNT};
+use rudder_controllers::{deployment, garbage_collector, namespace, node_lifecycle, replicaset, root_ca_publisher, serviceaccount};
 use tokio::sync::watch;
 
 /// How long controllers get to finish in-flight syncs after SIGTERM.
@@ -47,6 +48,9 @@ struct Flags {
     concurrent_namespace_syncs: u16,
 
     #[command(flatten)]
+    node_lifecycle: node_lifecycle::NodeLifecycleFlags,
+
+    #[command(flatten)]
     common: component_base::CommonFlags,
 }
 
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     component_base::logging::init(&flags.common.log_format);
     let mut enabled = selection::enabled(&flags.controllers)?;
+    let node_lifecycle_config = flags.node_lifecycle.clone().into_config()?;
     let root_ca = match &flags.root_ca_file {
         Some(path) => Some(read_root_ca(path)?),
         None => {
@@ -97,7 +102,9 @@ async fn main() -> anyhow::Result<()> {
     let on = |name| enabled.contains(name);
     let cfg = watcher::Config::default;
     let apps = on(DEPLOYMENT) || on(REPLICASET);
-    let pods = apps.then(|| Informer::<Pod>::spawn(Api::all(client.clone()), cfg()));
+    let pods = (apps || on(NODE_LIFECYCLE)).then(|| Informer::<Pod>::spawn(Api::all(client.clone()), cfg()));
+    let nodes = on(NODE_LIFECYCLE).then(|| Informer::<Node>::spawn(Api::all(client.clone()), cfg()));
+    let leases = on(NODE_LIFECYCLE).then(|| Informer::<Lease>::spawn(Api::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE), cfg()));
     let replica_sets = apps.then(|| Informer::<ReplicaSet>::spawn(Api::all(client.clone()), cfg()));
     let deployments = on(DEPLOYMENT).then(|| Informer::<Deployment>::spawn(Api::all(client.clone()), cfg()));
     let namespaces = (on(SERVICEACCOUNT) || on(ROOT_CA_PUBLISHER) || on(NAMESPACE)).then(|| Informer::<Namespace>::spawn(Api::all(client.clone()), cfg()));
@@ -122,6 +129,9 @@ async fn main() -> anyhow::Result<()> {
     if let (true, Some(ns)) = (on(NAMESPACE), &namespaces) {
         tasks.spawn(namespace::run(client.clone(), ns, flags.concurrent_namespace_syncs, stopped(&stop_rx)));
     }
+    if let (Some(n), Some(l), Some(p)) = (&nodes, &leases, &pods) {
+        tasks.spawn(node_lifecycle::run(client.clone(), node_lifecycle_config, n, l, p, stopped(&stop_rx)));
+    }
     let (gc_ready_tx, gc_ready_rx) = tokio::sync::oneshot::channel();
     if on(GARBAGE_COLLECTOR) {
         tasks.spawn(garbage_collector::run(client.clone(), usize::from(flags.concurrent_gc_syncs), gc_ready_tx, stopped(&stop_rx)));
@@ -138,6 +148,8 @@ async fn main() -> anyhow::Result<()> {
             Box::pin(wait_ready(namespaces.as_ref().map(Informer::store))),
             Box::pin(wait_ready(accounts.as_ref().map(Informer::store))),
             Box::pin(wait_ready(config_maps.as_ref().map(Informer::store))),
+            Box::pin(wait_ready(nodes.as_ref().map(Informer::store))),
+            Box::pin(wait_ready(leases.as_ref().map(Informer::store))),
             Box::pin(async move {
                 let _ = gc_ready_rx.await;
             }),

@@ -15,6 +15,7 @@ pub const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
 pub const SERVICEACCOUNT: &str = "serviceaccount-controller";
 pub const ROOT_CA_PUBLISHER: &str = "root-ca-certificate-publisher-controller";
 pub const NAMESPACE: &str = "namespace-controller";
+pub const NODE_LIFECYCLE: &str = "node-lifecycle-controller";
 
 /// Every controller rudder has; all are on by default.
 pub const KNOWN: &[Known] = &[
@@ -24,6 +25,7 @@ pub const KNOWN: &[Known] = &[
     Known { name: SERVICEACCOUNT, aliases: &["serviceaccount"] },
     Known { name: ROOT_CA_PUBLISHER, aliases: &["root-ca-cert-publisher"] },
     Known { name: NAMESPACE, aliases: &["namespace"] },
+    Known { name: NODE_LIFECYCLE, aliases: &["nodelifecycle"] },
 ];
 
 /// `--controllers` names something that does not exist.

@@ -38,8 +38,13 @@ if [[ $started_here -eq 1 ]]; then
 fi
 echo "cluster ready after ${SECONDS}s"
 
-# Same profile as the launcher's build, so dependencies compile once.
-cargo test --release --workspace --exclude rudder-e2e
+results=$(mktemp)
+# Same profile as the launcher's build, so dependencies compile once. No doc tests: there are none.
+cargo test --release --workspace --exclude rudder-e2e --lib --bins --tests 2>&1 | tee -a "$results"
 export KUBECONFIG="$RUDDER_HOME/admin.kubeconfig"
-cargo test --release -p rudder-e2e -- --test-threads="${E2E_THREADS:-4}"
-echo "all tests done after ${SECONDS}s"
+cargo test --release -p rudder-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" 2>&1 | tee -a "$results"
+
+# One closing line over every test binary (cargo prints one per binary).
+awk -v secs="$SECONDS" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "all tests done after %ss\n%d passed, %d failed, %d skipped\n", secs, p, f, s }' "$results"
+rm -f "$results"

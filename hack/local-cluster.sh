@@ -7,6 +7,8 @@
 #   hack/local-cluster.sh down                                       stop everything, remove $RUDDER_HOME
 #   hack/local-cluster.sh status                                     what is running; fails if no cluster is up
 #   hack/local-cluster.sh env                                        export lines: eval "$(... env)"
+#   hack/local-cluster.sh stop-node N | start-node N                 stop or start node N's agent (its
+#                                                                    containers keep running), to play a node failure
 #
 # Unless --no-default-kubeconfig is given, `up` links kubectl and helm into /usr/local/bin and writes
 # ~/.kube/config, so the FLOW.md walkthrough runs as written — but only where that replaces nothing of
@@ -192,6 +194,17 @@ cmd_status() {
   fi
 }
 
+# cmd_node_agent stop|start N: a node agent going away and coming back, as when a kubelet dies.
+cmd_node_agent() {
+  local action=$1 n=${2:-}
+  [[ $n =~ ^[1-9][0-9]?$ && -d $RUDDER_HOME/nodes/$(nodes::name "$n") ]] || util::die "no node $n in this cluster"
+  local daemon; daemon=$(nodes::agent_daemon "$(nodes::name "$n")")
+  case $action in
+    stop) util::stop_daemon "$daemon" 15 ;;
+    start) nodes::start_agent "$n" "$(components::binary "$REPO_ROOT" node-agent)" ;;
+  esac
+}
+
 main() {
   local cmd=${1:-}
   (($#)) && shift
@@ -200,7 +213,9 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) cmd_env ;;
-    *) echo "usage: $0 up [--nodes N] [--no-default-kubeconfig] | down | status | env" >&2; exit 2 ;;
+    stop-node) cmd_node_agent stop "$@" ;;
+    start-node) cmd_node_agent start "$@" ;;
+    *) echo "usage: $0 up [--nodes N] [--no-default-kubeconfig] | down | status | env | stop-node N | start-node N" >&2; exit 2 ;;
   esac
 }
 

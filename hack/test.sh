@@ -43,6 +43,8 @@ results=$(mktemp)
 cargo test --release --workspace --exclude rudder-e2e --lib --bins --tests 2>&1 | tee -a "$results"
 export KUBECONFIG="$RUDDER_HOME/admin.kubeconfig"
 cargo test --release -p rudder-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" 2>&1 | tee -a "$results"
+# These stop a node: alone, after the others.
+cargo test --release -p rudder-e2e --test e2e_serial -- --test-threads=1 2>&1 | tee -a "$results"
 
 # One closing line over every test binary (cargo prints one per binary).
 awk -v secs="$SECONDS" '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }

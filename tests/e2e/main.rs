@@ -5,6 +5,7 @@ mod common;
 mod failures;
 mod garbage_collection;
 mod kubelet_api;
+mod manifests;
 mod namespaces;
 mod scaling;
 mod walkthrough;

@@ -5,13 +5,23 @@ use k8s_openapi::api::core::v1::Pod;
 /// The scheduler name the API server defaults `spec.schedulerName` to.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 
+/// The profile the pod asks for (`spec.schedulerName`, defaulted).
+pub fn scheduler_name(pod: &Pod) -> &str {
+    pod.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).filter(|n| !n.is_empty()).unwrap_or(DEFAULT_SCHEDULER_NAME)
+}
+
 /// Pending pods addressed to `scheduler_name`: no node yet, not being deleted, not finished.
 /// (Scheduling gates are handled by the queue, which holds gated pods without trying them.)
 pub fn responsible_for(pod: &Pod, scheduler_name: &str) -> bool {
+    responsible_for_any(pod, &[scheduler_name])
+}
+
+/// Pending pods addressed to any of `names` (one per profile this scheduler serves).
+pub fn responsible_for_any(pod: &Pod, names: &[impl AsRef<str>]) -> bool {
     let Some(spec) = pod.spec.as_ref() else { return false };
-    let name = spec.scheduler_name.as_deref().filter(|n| !n.is_empty()).unwrap_or(DEFAULT_SCHEDULER_NAME);
+    let name = scheduler_name(pod);
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    name == scheduler_name
+    names.iter().any(|n| n.as_ref() == name)
         && spec.node_name.as_deref().is_none_or(str::is_empty)
         && pod.metadata.deletion_timestamp.is_none()
         && !matches!(phase, Some("Succeeded" | "Failed"))

@@ -3,9 +3,12 @@
 //! [`CycleState`], a registry of plugin factories and a [`Framework`] that runs the enabled plugins.
 
 pub mod cycle_state;
+pub mod explanation;
 pub mod fit_error;
 pub mod interface;
 pub mod node_info;
+pub mod pod_overrides;
+pub mod points;
 pub mod registry;
 pub mod runtime;
 pub mod status;
@@ -16,7 +19,9 @@ pub use interface::{
     BindPlugin, FilterPlugin, FilterRunner, MAX_NODE_SCORE, NodeScore, NormalizeScorePlugin, Plugin, PostFilterPlugin,
     PreFilterPlugin, PreScorePlugin, ScorePlugin,
 };
+pub use explanation::Explanation;
 pub use node_info::{NodeInfo, PodInfo, Snapshot};
+pub use points::{Enabled, Point, Points};
 pub use registry::{Handle, PluginSpec, Registry};
 pub use runtime::Framework;
 pub use status::{Code, Status};

@@ -13,7 +13,7 @@ use kube::runtime::WatchStreamExt;
 use kube::Api;
 
 use crate::cache::SchedulerCache;
-use crate::eligibility::{is_assigned, responsible_for};
+use crate::eligibility::{is_assigned, responsible_for_any};
 use crate::framework::node_info::pod_key;
 use crate::plugins::node_ready::ready_status;
 use crate::queue::SchedulingQueue;
@@ -49,7 +49,8 @@ fn fingerprint(node: &Node) -> NodeFingerprint {
 
 /// Applies watch events to the queue and cache.
 pub struct EventHandlers {
-    pub scheduler_name: String,
+    /// One per profile.
+    pub scheduler_names: Vec<String>,
     pub queue: Arc<SchedulingQueue>,
     pub cache: Arc<SchedulerCache>,
     nodes_seen: Mutex<HashMap<String, NodeFingerprint>>,
@@ -57,14 +58,19 @@ pub struct EventHandlers {
 
 impl EventHandlers {
     pub fn new(scheduler_name: String, queue: Arc<SchedulingQueue>, cache: Arc<SchedulerCache>) -> Self {
-        Self { scheduler_name, queue, cache, nodes_seen: Mutex::default() }
+        Self::for_profiles(vec![scheduler_name], queue, cache)
+    }
+
+    /// Handlers queueing the pods of every listed profile.
+    pub fn for_profiles(scheduler_names: Vec<String>, queue: Arc<SchedulingQueue>, cache: Arc<SchedulerCache>) -> Self {
+        Self { scheduler_names, queue, cache, nodes_seen: Mutex::default() }
     }
 
     pub fn on_pod(&self, event: &Event<Pod>) {
         match event {
             Event::Apply(pod) | Event::InitApply(pod) => {
                 let key = pod_key(pod);
-                if !is_assigned(pod) && responsible_for(pod, &self.scheduler_name) {
+                if !is_assigned(pod) && responsible_for_any(pod, &self.scheduler_names) {
                     self.queue.add_or_update(Arc::new(pod.clone()));
                 } else {
                     self.queue.delete(&key);

@@ -1,10 +1,13 @@
 //! rudder's scheduler: a kube-scheduler replacement laid out as upstream's scheduling framework.
 
 pub mod cache;
+pub mod config;
 pub mod eligibility;
 pub mod events;
+pub mod explain;
 pub mod framework;
 pub mod informers;
+pub mod leader_election;
 pub mod metrics;
 pub mod plugins;
 pub mod pod_status;

@@ -1,6 +1,11 @@
-//! `rudder-scheduler`: assigns pending pods to nodes, like kube-scheduler with its default profile.
+//! `rudder-scheduler`: assigns pending pods to nodes, like kube-scheduler: one process serves every
+//! profile of its `KubeSchedulerConfiguration` (or the default profile), behind a leader-election lease.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -10,36 +15,123 @@ use kube::runtime::reflector;
 use tokio::task::JoinSet;
 
 use rudder_scheduler::cache::SchedulerCache;
+use rudder_scheduler::config::{self, Profile, duration, validate::is_dns_subdomain};
 use rudder_scheduler::eligibility::DEFAULT_SCHEDULER_NAME;
 use rudder_scheduler::events::PodEvents;
-use rudder_scheduler::framework::{Framework, Handle};
+use rudder_scheduler::explain::{ExplainServer, ExplanationStore};
+use rudder_scheduler::framework::Handle;
 use rudder_scheduler::informers::{self, EventHandlers};
+use rudder_scheduler::leader_election::{self, LeaderElector};
 use rudder_scheduler::metrics::Metrics;
-use rudder_scheduler::plugins::{DEFAULT_PLUGINS, in_tree_registry};
 use rudder_scheduler::queue::{FLUSH_INTERVAL, SchedulingQueue};
-use rudder_scheduler::scheduler::Scheduler;
+use rudder_scheduler::scheduler::{ProfileRuntime, Scheduler};
 
 #[derive(Parser, Debug)]
 #[command(name = "rudder-scheduler", about = "Assigns pending pods to nodes (kube-scheduler replacement).")]
 struct Flags {
-    /// Only pods whose `spec.schedulerName` equals this are scheduled; also the events' reporting
-    /// controller.
+    /// A `KubeSchedulerConfiguration` (kubescheduler.config.k8s.io/v1) file: profiles, plugins, plugin
+    /// args, percentageOfNodesToScore, leaderElection. Without it, one default profile named by
+    /// `--scheduler-name`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+
+    /// Without `--config`: only pods whose `spec.schedulerName` equals this are scheduled; also the
+    /// events' reporting controller. Ignored when `--config` is given (its profiles name themselves).
     #[arg(long, default_value = DEFAULT_SCHEDULER_NAME)]
     scheduler_name: String,
+
+    /// Take part in leader election and schedule only while holding the lease.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    leader_elect: bool,
+
+    /// The Lease's name.
+    #[arg(long, default_value = "kube-scheduler")]
+    leader_elect_resource_name: String,
+
+    /// The Lease's namespace.
+    #[arg(long, default_value = "kube-system")]
+    leader_elect_resource_namespace: String,
+
+    /// How long standbys wait, after the last renewal they saw, before taking over.
+    #[arg(long, default_value = "15s")]
+    leader_elect_lease_duration: String,
+
+    /// How long the leader keeps trying to renew before giving up (and exiting).
+    #[arg(long, default_value = "10s")]
+    leader_elect_renew_deadline: String,
+
+    /// How often to try to acquire or renew.
+    #[arg(long, default_value = "2s")]
+    leader_elect_retry_period: String,
+
+    /// Address serving `GET /explain/{namespace}/{pod}` (JSON; plain HTTP, keep it on loopback). Empty
+    /// disables it.
+    #[arg(long, default_value = "127.0.0.1:10261")]
+    explain_bind_address: String,
+
+    /// Publish a `SchedulingExplained` event (top candidates' scores, rejected nodes) for each pod bound.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    explain_events: bool,
 
     #[command(flatten)]
     common: CommonFlags,
 }
 
-fn validate(flags: &Flags) -> anyhow::Result<()> {
-    let name = &flags.scheduler_name;
-    let valid = !name.is_empty()
-        && name.len() <= 253
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
-    if !valid {
-        bail!("--scheduler-name {name:?} is invalid: it must be a non-empty lowercase DNS subdomain");
+/// Everything start-up validated.
+struct Settings {
+    profiles: Vec<Profile>,
+    lease: Option<leader_election::Config>,
+    explain_address: Option<SocketAddr>,
+}
+
+fn positive_duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
+    duration::parse(value)
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("--{flag} {value:?} is invalid: it must be a positive duration such as \"15s\""))
+}
+
+fn settings(flags: &Flags) -> anyhow::Result<Settings> {
+    let (profiles, le) = match &flags.config {
+        Some(path) => {
+            let (cfg, profiles) = config::load(path)?;
+            (profiles, cfg.leader_election)
+        }
+        None => {
+            let name = &flags.scheduler_name;
+            if !is_dns_subdomain(name) {
+                bail!("--scheduler-name {name:?} is invalid: it must be a non-empty lowercase DNS subdomain");
+            }
+            (vec![Profile::default_named(name)], None)
+        }
+    };
+    // The configuration's leaderElection block wins over the flags for the fields it sets.
+    let le = le.unwrap_or_default();
+    let elect = le.leader_elect.unwrap_or(flags.leader_elect);
+    let lease_duration = positive_duration(
+        "leader-elect-lease-duration",
+        le.lease_duration.as_deref().unwrap_or(&flags.leader_elect_lease_duration),
+    )?;
+    let renew_deadline = positive_duration(
+        "leader-elect-renew-deadline",
+        le.renew_deadline.as_deref().unwrap_or(&flags.leader_elect_renew_deadline),
+    )?;
+    let retry_period =
+        positive_duration("leader-elect-retry-period", le.retry_period.as_deref().unwrap_or(&flags.leader_elect_retry_period))?;
+    if renew_deadline >= lease_duration || retry_period >= renew_deadline {
+        bail!("leader election timing is invalid: it needs retry period < renew deadline < lease duration");
     }
-    Ok(())
+    let name = le.resource_name.unwrap_or_else(|| flags.leader_elect_resource_name.clone());
+    let namespace = le.resource_namespace.unwrap_or_else(|| flags.leader_elect_resource_namespace.clone());
+    if !is_dns_subdomain(&name) || !is_dns_subdomain(&namespace) {
+        bail!("--leader-elect-resource-name/namespace {namespace}/{name} is invalid: both must be lowercase DNS subdomains");
+    }
+    let identity = format!("{}_{:016x}", hostname(), rand::random::<u64>());
+    let lease = elect.then_some(leader_election::Config { namespace, name, identity, lease_duration, renew_deadline, retry_period });
+    let explain_address = match flags.explain_bind_address.as_str() {
+        "" => None,
+        a => Some(a.parse().with_context(|| format!("--explain-bind-address {a:?} is invalid: it must be host:port"))?),
+    };
+    Ok(Settings { profiles, lease, explain_address })
 }
 
 fn hostname() -> String {
@@ -55,41 +147,61 @@ fn hostname() -> String {
 async fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     component_base::logging::init(&flags.common.log_format);
-    validate(&flags)?;
-    let name = flags.scheduler_name.clone();
+    let settings = settings(&flags)?;
+    let names: Vec<String> = settings.profiles.iter().map(|p| p.scheduler_name.clone()).collect();
+    let first = names.first().cloned().unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.into());
 
     let client = component_base::client::build(flags.common.kubeconfig.as_deref(), "rudder-scheduler").await?;
     let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Metrics::register(&mut registry, &name);
+    let metrics = Metrics::register(&mut registry, &first);
     let readiness = Readiness::default();
     let health = HealthServer::bind(flags.common.health_bind_address, readiness.clone(), registry)
         .await
         .with_context(|| format!("failed to bind --health-bind-address {}", flags.common.health_bind_address))?;
-    tracing::info!(address = %health.local_addr()?, scheduler = %name, "serving /healthz, /readyz and /metrics");
+    tracing::info!(address = %health.local_addr()?, profiles = ?names, "serving /healthz, /readyz and /metrics");
+    let explanations = Arc::new(ExplanationStore::default());
+    let explain_server = match settings.explain_address {
+        Some(addr) => {
+            let s = ExplainServer::bind(addr, explanations.clone())
+                .await
+                .with_context(|| format!("failed to bind --explain-bind-address {addr}"))?;
+            tracing::info!(address = %s.local_addr()?, "serving /explain/{{namespace}}/{{pod}}");
+            Some(s)
+        }
+        None => None,
+    };
 
-    let framework = Framework::from_registry(&in_tree_registry(), DEFAULT_PLUGINS, &Handle { client: Some(client.clone()) })?;
+    let handle = Handle { client: Some(client.clone()) };
+    let mut profiles = BTreeMap::new();
+    for p in &settings.profiles {
+        let framework = p.build(&handle).with_context(|| format!("failed to build profile {:?}", p.scheduler_name))?;
+        let reporter = Reporter { controller: p.scheduler_name.clone(), instance: Some(format!("{}-{}", p.scheduler_name, hostname())) };
+        profiles.insert(p.scheduler_name.clone(), ProfileRuntime { framework: Arc::new(framework), events: PodEvents::new(client.clone(), reporter) });
+    }
     let queue = Arc::new(SchedulingQueue::new());
     let cache = Arc::new(SchedulerCache::new());
     let (node_store, node_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
-    let handlers = Arc::new(EventHandlers::new(name.clone(), queue.clone(), cache.clone()));
-    let reporter = Reporter { controller: name.clone(), instance: Some(format!("{name}-{}", hostname())) };
+    let handlers = Arc::new(EventHandlers::for_profiles(names, queue.clone(), cache.clone()));
     let scheduler = Arc::new(Scheduler {
-        scheduler_name: name.clone(),
-        framework: Arc::new(framework),
+        profiles,
         queue: queue.clone(),
         cache,
         nodes: node_store.clone(),
         pods: pod_store.clone(),
         client: client.clone(),
-        events: PodEvents::new(client.clone(), reporter),
         metrics: metrics.clone(),
+        explanations,
+        explain_events: flags.explain_events,
     });
+    let elector = settings.lease.map(|cfg| Arc::new(LeaderElector::new(client.clone(), cfg)));
 
-    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
-    let health_task = tokio::spawn(health.serve(async move {
-        let _ = stop_rx.changed().await;
-    }));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.changed().await;
+    };
+    let health_task = tokio::spawn(health.serve(stopped(stop_rx.clone())));
+    let explain_task = explain_server.map(|s| tokio::spawn(s.serve(stopped(stop_rx.clone()))));
 
     let mut tasks = JoinSet::new();
     let h = handlers.clone();
@@ -106,6 +218,7 @@ async fn main() -> anyhow::Result<()> {
         }
     });
     let ready = readiness.clone();
+    let leader = elector.clone();
     tasks.spawn(async move {
         // Scheduling on a partial view would overcommit nodes: wait for both caches first.
         if node_store.wait_until_ready().await.is_err() || pod_store.wait_until_ready().await.is_err() {
@@ -113,8 +226,18 @@ async fn main() -> anyhow::Result<()> {
             return;
         }
         ready.set_ready(true);
-        tracing::info!("caches synced; scheduling");
-        scheduler.run().await;
+        tracing::info!("caches synced");
+        let Some(leader) = leader else {
+            tracing::info!("leader election disabled; scheduling");
+            scheduler.run().await;
+            return;
+        };
+        leader.acquire().await;
+        tracing::info!(identity = %leader.identity(), "leading; scheduling");
+        tokio::select! {
+            _ = scheduler.run() => {}
+            _ = leader.hold() => tracing::error!("leaderelection lost"),
+        }
     });
 
     let outcome = tokio::select! {
@@ -123,8 +246,14 @@ async fn main() -> anyhow::Result<()> {
     };
     readiness.set_ready(false);
     tasks.shutdown().await;
+    if let Some(e) = &elector {
+        e.release().await;
+    }
     let _ = stop_tx.send(true);
     health_task.await.context("health server task failed")?.context("health server failed")?;
+    if let Some(t) = explain_task {
+        t.await.context("explain server task failed")?.context("explain server failed")?;
+    }
     tracing::info!("stopped");
     outcome
 }

@@ -1,6 +1,9 @@
-//! The scheduling loop: pop a pod, run the framework over a fresh snapshot, assume the pod on the chosen
-//! node and bind it in the background; or report why it fits nowhere and put it back in the queue.
+//! The scheduling loop: pop a pod, run its profile's framework over a fresh snapshot, assume the pod on
+//! the chosen node and bind it in the background; or report why it fits nowhere and put it back in the
+//! queue. Every cycle's explanation is kept for the explain endpoint and, on success, summarized in a
+//! `SchedulingExplained` event.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,9 +12,10 @@ use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::cache::SchedulerCache;
-use crate::eligibility::responsible_for;
+use crate::eligibility::{responsible_for_any, scheduler_name};
 use crate::events::PodEvents;
-use crate::framework::Framework;
+use crate::explain::ExplanationStore;
+use crate::framework::{Explanation, Framework};
 use crate::framework::runtime::Failure;
 use crate::metrics::{Metrics, RESULT_ERROR, RESULT_SCHEDULED, RESULT_UNSCHEDULABLE};
 use crate::pod_status;
@@ -22,20 +26,30 @@ pub const REASON_FAILED_SCHEDULING: &str = "FailedScheduling";
 pub const REASON_SCHEDULED: &str = "Scheduled";
 pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
 pub const REASON_SCHEDULER_ERROR: &str = "SchedulerError";
+/// Normal event (rudder's own) carrying a summary of how the node was chosen.
+pub const REASON_SCHEDULING_EXPLAINED: &str = "SchedulingExplained";
 /// Upper bound of an event note (upstream's `NoteLengthLimit`).
 pub const NOTE_LENGTH_LIMIT: usize = 1024;
 
-/// Everything one scheduler profile needs.
-pub struct Scheduler {
-    pub scheduler_name: String,
+/// One profile: its plugins and its event recorder (reporting as the profile's scheduler name).
+pub struct ProfileRuntime {
     pub framework: Arc<Framework>,
+    pub events: PodEvents,
+}
+
+/// Everything the scheduling loop needs; one loop serves every profile.
+pub struct Scheduler {
+    /// Profiles by scheduler name.
+    pub profiles: BTreeMap<String, ProfileRuntime>,
     pub queue: Arc<SchedulingQueue>,
     pub cache: Arc<SchedulerCache>,
     pub nodes: Store<Node>,
     pub pods: Store<Pod>,
     pub client: kube::Client,
-    pub events: PodEvents,
     pub metrics: Metrics,
+    pub explanations: Arc<ExplanationStore>,
+    /// Whether to publish `SchedulingExplained` events.
+    pub explain_events: bool,
 }
 
 /// Shortens a message to fit an event note, as upstream does.
@@ -64,7 +78,17 @@ impl Scheduler {
     fn current_pod(&self, qp: &QueuedPod) -> Option<Arc<Pod>> {
         let (ns, name) = qp.key.split_once('/')?;
         let pod = self.pods.get(&ObjectRef::new(name).within(ns))?;
-        responsible_for(&pod, &self.scheduler_name).then_some(pod)
+        self.responsible_for(&pod).then_some(pod)
+    }
+
+    fn responsible_for(&self, pod: &Pod) -> bool {
+        let names: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+        responsible_for_any(pod, &names)
+    }
+
+    /// The profile serving `pod` (it exists for every pod `current_pod` returns).
+    fn profile(&self, pod: &Pod) -> Option<&ProfileRuntime> {
+        self.profiles.get(scheduler_name(pod))
     }
 
     fn schedule_one(self: &Arc<Self>, mut qp: QueuedPod, cycle: u64) {
@@ -80,14 +104,20 @@ impl Scheduler {
             return;
         }
         qp.pod = pod.clone();
+        let Some(profile) = self.profile(&pod) else {
+            self.queue.done(&key);
+            return;
+        };
         let snapshot = self.cache.snapshot(&self.nodes.state(), &self.pods.state());
-        match self.framework.schedule(&pod, &snapshot) {
+        let (result, explanation) = profile.framework.schedule_explained(&pod, &snapshot);
+        self.explanations.record(explanation.clone());
+        match result {
             Ok(node) => {
                 tracing::debug!(pod = %key, %node, "assuming pod on node");
                 self.cache.assume(pod.clone(), &node);
                 self.queue.done(&key);
                 let this = self.clone();
-                tokio::spawn(async move { this.bind(qp, node, start).await });
+                tokio::spawn(async move { this.bind(qp, node, start, explanation).await });
             }
             Err(Failure::Unschedulable(msg)) => {
                 tracing::info!(pod = %key, reason = %msg, "unable to schedule pod; no fit; waiting");
@@ -102,16 +132,25 @@ impl Scheduler {
         }
     }
 
-    async fn bind(self: Arc<Self>, qp: QueuedPod, node: String, start: Instant) {
-        let status = self.framework.bind(&qp.pod, &node).await;
+    async fn bind(self: Arc<Self>, qp: QueuedPod, node: String, start: Instant, explanation: Explanation) {
+        let Some(profile) = self.profile(&qp.pod) else {
+            // Cannot happen (the cycle found the profile); never leave the assumption behind.
+            self.cache.forget(&qp.key);
+            return;
+        };
+        let status = profile.framework.bind(&qp.pod, &node).await;
         if status.is_success() {
             self.cache.finish_binding(&qp.key);
             self.metrics.observe_attempt(RESULT_SCHEDULED, start.elapsed().as_secs_f64());
             let (ns, name) = qp.key.split_once('/').unwrap_or_default();
             tracing::info!(pod = %qp.key, %node, "successfully bound pod to node");
             let note = format!("Successfully assigned {ns}/{name} to {node}");
-            self.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULED, "Binding", note).await;
-            self.events.forget(&qp.key);
+            profile.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULED, "Binding", note).await;
+            if self.explain_events {
+                let note = truncate_message(&explanation.summary());
+                profile.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULING_EXPLAINED, "Scheduling", note).await;
+            }
+            profile.events.forget(&qp.key);
             return;
         }
         self.cache.forget(&qp.key);
@@ -127,10 +166,12 @@ impl Scheduler {
     /// or bound meanwhile, then reports the failure on the pod.
     fn handle_failure(self: &Arc<Self>, mut qp: QueuedPod, cycle: Option<u64>, reason: &'static str, msg: String) {
         // Forget event state of pods that are gone or bound, while we are here.
-        self.events.retain(|key| {
-            let Some((ns, name)) = key.split_once('/') else { return false };
-            self.pods.get(&ObjectRef::new(name).within(ns)).is_some_and(|p| responsible_for(&p, &self.scheduler_name))
-        });
+        for profile in self.profiles.values() {
+            profile.events.retain(|key| {
+                let Some((ns, name)) = key.split_once('/') else { return false };
+                self.pods.get(&ObjectRef::new(name).within(ns)).is_some_and(|p| self.responsible_for(&p))
+            });
+        }
         let Some(pod) = self.current_pod(&qp) else {
             self.queue.done(&qp.key);
             return;
@@ -143,7 +184,9 @@ impl Scheduler {
         let this = self.clone();
         tokio::spawn(async move {
             let note = truncate_message(&msg);
-            this.events.publish(&pod, EventType::Warning, REASON_FAILED_SCHEDULING, "Scheduling", note).await;
+            if let Some(profile) = this.profile(&pod) {
+                profile.events.publish(&pod, EventType::Warning, REASON_FAILED_SCHEDULING, "Scheduling", note).await;
+            }
             if let Err(e) = pod_status::set_unschedulable(&this.client, &pod, reason, &msg).await {
                 tracing::warn!(pod = %crate::framework::node_info::pod_key(&pod), error = %e, "failed to update PodScheduled condition");
             }

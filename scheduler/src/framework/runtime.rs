@@ -1,12 +1,18 @@
-//! Runs the enabled plugins through one scheduling cycle: PreFilter → Filter (every node) → PostFilter
-//! when nothing fits → PreScore → Score → NormalizeScore → weighted sum → host selection; Bind later.
+//! Runs the enabled plugins through one scheduling cycle: PreFilter → Filter (every node, or enough of
+//! them) → PostFilter when nothing fits → PreScore → Score → NormalizeScore → weighted sum → host
+//! selection; Bind later. Every cycle also records an [`Explanation`].
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use k8s_openapi::api::core::v1::Pod;
 use rand::Rng;
 
+use super::explanation::{Candidate, Explanation, PluginScore, Rejection};
+use super::node_info::pod_key;
+use super::points::{Enabled, Point};
+use super::pod_overrides;
 use super::registry::{self, Handle, PluginSpec, Registry};
 use super::{Code, CycleState, FilterRunner, FitError, MAX_NODE_SCORE, NodeInfo, NodeScore, NodeToStatus, Plugin, Snapshot, Status};
 
@@ -14,6 +20,11 @@ use super::{Code, CycleState, FilterRunner, FitError, MAX_NODE_SCORE, NodeInfo, 
 const SKIP_FILTER_KEY: &str = "framework/skip-filter-plugins";
 /// Upstream's message when the cluster has no nodes.
 pub const NO_NODES_AVAILABLE: &str = "no nodes available to schedule pods";
+/// Below this many nodes every node is filtered, whatever percentageOfNodesToScore says (upstream's
+/// `minFeasibleNodesToFind`).
+const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
+/// The lowest adaptive percentage (upstream's `minFeasibleNodesPercentageToFind`).
+const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
 
 /// Why a cycle did not produce a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,14 +35,26 @@ pub enum Failure {
     Error(String),
 }
 
-/// The plugins of one profile, with their score weights.
+/// The plugins of one profile, with their score weights and extension points.
 pub struct Framework {
-    plugins: Vec<(Arc<dyn Plugin>, i64)>,
+    profile: String,
+    plugins: Vec<Enabled>,
+    /// `None` or `Some(0)`: upstream's adaptive default.
+    percentage_of_nodes_to_score: Option<u32>,
+    /// Where the next cycle starts filtering, so that a search stopped early does not always favour the
+    /// first nodes (upstream's `nextStartNodeIndex`).
+    next_start: AtomicUsize,
 }
 
 impl Framework {
+    /// Every plugin at every point it implements.
     pub fn new(plugins: Vec<(Arc<dyn Plugin>, i64)>) -> Self {
-        Self { plugins }
+        Self::from_enabled(String::new(), plugins.into_iter().map(|(p, w)| Enabled::everywhere(p, w)).collect(), None)
+    }
+
+    /// A profile resolved from the configuration.
+    pub fn from_enabled(profile: String, plugins: Vec<Enabled>, percentage_of_nodes_to_score: Option<u32>) -> Self {
+        Self { profile, plugins, percentage_of_nodes_to_score, next_start: AtomicUsize::new(0) }
     }
 
     /// Builds the profile's plugins from the registry.
@@ -39,32 +62,116 @@ impl Framework {
         Ok(Self::new(registry.build(specs, handle)?))
     }
 
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    pub fn plugins(&self) -> &[Enabled] {
+        &self.plugins
+    }
+
     /// Chooses a node for `pod`, or says why none fits.
     pub fn schedule(&self, pod: &Pod, snapshot: &Snapshot) -> Result<String, Failure> {
+        self.schedule_explained(pod, snapshot).0
+    }
+
+    /// Like [`Framework::schedule`], with the record of how the decision was made.
+    pub fn schedule_explained(&self, pod: &Pod, snapshot: &Snapshot) -> (Result<String, Failure>, Explanation) {
+        let mut ex = Explanation {
+            pod: pod_key(pod),
+            profile: self.profile.clone(),
+            time: k8s_openapi::jiff::Timestamp::now().to_string(),
+            total_nodes: snapshot.len(),
+            ..Default::default()
+        };
+        let search = Search {
+            enough: self.num_feasible_nodes_to_find(snapshot.len()),
+            start: self.next_start.load(Ordering::Relaxed) % snapshot.len().max(1),
+        };
+        let result = match pod_overrides::apply(&self.plugins, pod) {
+            Ok(None) => Cycle { plugins: &self.plugins }.run(pod, snapshot, search, &mut ex),
+            Ok(Some((plugins, summary))) => {
+                ex.pod_plugin_overrides = Some(summary);
+                Cycle { plugins: &plugins }.run(pod, snapshot, search, &mut ex)
+            }
+            Err(e) => Err(Failure::Unschedulable(e.to_string())),
+        };
+        self.next_start.store((search.start + ex.evaluated_nodes) % snapshot.len().max(1), Ordering::Relaxed);
+        match &result {
+            Ok(node) => ex.selected_node = Some(node.clone()),
+            Err(Failure::Unschedulable(m) | Failure::Error(m)) => ex.failure = Some(m.clone()),
+        }
+        ex.sort_candidates();
+        (result, ex)
+    }
+
+    /// How many feasible nodes are enough before scoring (upstream's `numFeasibleNodesToFind`).
+    fn num_feasible_nodes_to_find(&self, all: usize) -> usize {
+        let pct = self.percentage_of_nodes_to_score.unwrap_or(0) as usize;
+        if all < MIN_FEASIBLE_NODES_TO_FIND || pct >= 100 {
+            return all;
+        }
+        let pct = if pct == 0 { 50_usize.saturating_sub(all / 125).max(MIN_FEASIBLE_NODES_PERCENTAGE) } else { pct };
+        (all * pct / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+    }
+
+    /// Calls the Bind plugins in order until one does not skip.
+    pub async fn bind(&self, pod: &Pod, node_name: &str) -> Status {
+        for e in self.plugins.iter().filter(|e| e.runs_at(Point::Bind)) {
+            let Some(b) = e.plugin.as_bind() else { continue };
+            let s = b.bind(pod, node_name).await;
+            if !s.is_skip() {
+                return s.with_plugin(e.name());
+            }
+        }
+        Status::error("no Bind plugin bound the pod")
+    }
+}
+
+/// How much of the cluster one cycle filters: from `start` (wrapping), until `enough` nodes fit.
+#[derive(Debug, Clone, Copy)]
+struct Search {
+    enough: usize,
+    start: usize,
+}
+
+/// The plugins in force for one pod's cycle (the profile's, or the profile's as the pod's annotation
+/// changed them).
+struct Cycle<'a> {
+    plugins: &'a [Enabled],
+}
+
+impl Cycle<'_> {
+    fn at(&self, p: Point) -> impl Iterator<Item = &Enabled> {
+        self.plugins.iter().filter(move |e| e.runs_at(p))
+    }
+
+    fn run(&self, pod: &Pod, snapshot: &Snapshot, search: Search, ex: &mut Explanation) -> Result<String, Failure> {
         if snapshot.is_empty() {
             return Err(Failure::Unschedulable(NO_NODES_AVAILABLE.to_string()));
         }
         let mut state = CycleState::new();
         let mut skip = BTreeSet::new();
-        for (p, _) in &self.plugins {
-            let Some(pf) = p.as_pre_filter() else { continue };
+        for e in self.at(Point::PreFilter) {
+            let Some(pf) = e.plugin.as_pre_filter() else { continue };
             let s = pf.pre_filter(&mut state, pod, snapshot);
             match s.code() {
                 Code::Success => {}
                 Code::Skip => {
-                    skip.insert(p.name());
+                    skip.insert(e.name());
                 }
                 Code::Unschedulable | Code::UnschedulableAndUnresolvable => {
+                    ex.rejections.push(rejection("*", e.name(), &s));
                     let fit = FitError {
                         num_all_nodes: snapshot.len(),
                         pre_filter_msg: Some(s.message()),
-                        node_to_status: NodeToStatus::new(s.clone().with_plugin(p.name())),
+                        node_to_status: NodeToStatus::new(s.clone().with_plugin(e.name())),
                         post_filter_msg: None,
                     };
                     return Err(self.post_filter(&state, pod, snapshot, fit));
                 }
                 Code::Error | Code::Wait => {
-                    return Err(Failure::Error(format!("running PreFilter plugin {:?}: {}", p.name(), s.message())));
+                    return Err(Failure::Error(format!("running PreFilter plugin {:?}: {}", e.name(), s.message())));
                 }
             }
         }
@@ -72,7 +179,13 @@ impl Framework {
 
         let mut statuses = NodeToStatus::default();
         let mut feasible: Vec<&NodeInfo> = Vec::new();
-        for node in snapshot.nodes() {
+        let nodes = snapshot.nodes();
+        let (tail, head) = nodes.split_at(search.start.min(nodes.len()));
+        for node in head.iter().chain(tail) {
+            if feasible.len() >= search.enough {
+                break;
+            }
+            ex.evaluated_nodes += 1;
             let s = self.run_filters(&state, pod, node);
             match s.code() {
                 Code::Success => feasible.push(node),
@@ -84,9 +197,13 @@ impl Framework {
                         s.message()
                     )));
                 }
-                _ => statuses.set(node.name(), s),
+                _ => {
+                    ex.rejections.push(rejection(node.name(), s.plugin().unwrap_or_default(), &s));
+                    statuses.set(node.name(), s);
+                }
             }
         }
+        ex.feasible_nodes = feasible.len();
         if feasible.is_empty() {
             let fit = FitError { num_all_nodes: snapshot.len(), pre_filter_msg: None, node_to_status: statuses, post_filter_msg: None };
             return Err(self.post_filter(&state, pod, snapshot, fit));
@@ -94,15 +211,15 @@ impl Framework {
         if let [only] = feasible.as_slice() {
             return Ok(only.name().to_string());
         }
-        let totals = self.score(&mut state, pod, &feasible)?;
+        let totals = self.score(&mut state, pod, &feasible, ex)?;
         select_host(&totals, &mut rand::rng()).ok_or_else(|| Failure::Error("no node left after scoring".into()))
     }
 
     /// Runs the PostFilter plugins and turns the diagnosis into the final message.
     fn post_filter(&self, state: &CycleState, pod: &Pod, snapshot: &Snapshot, mut fit: FitError) -> Failure {
         let mut messages = Vec::new();
-        for (p, _) in &self.plugins {
-            let Some(pf) = p.as_post_filter() else { continue };
+        for e in self.at(Point::PostFilter) {
+            let Some(pf) = e.plugin.as_post_filter() else { continue };
             let s = pf.post_filter(state, pod, snapshot, &fit.node_to_status, self);
             if s.is_success() {
                 break;
@@ -119,76 +236,73 @@ impl Framework {
     }
 
     /// Scores the feasible nodes: each plugin's scores normalized, checked, weighted and summed.
-    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo]) -> Result<Vec<NodeScore>, Failure> {
+    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], ex: &mut Explanation) -> Result<Vec<NodeScore>, Failure> {
         let mut skip = BTreeSet::new();
-        for (p, _) in &self.plugins {
-            let Some(ps) = p.as_pre_score() else { continue };
+        for e in self.at(Point::PreScore) {
+            let Some(ps) = e.plugin.as_pre_score() else { continue };
             let s = ps.pre_score(state, pod, nodes);
             if s.is_skip() {
-                skip.insert(p.name());
+                skip.insert(e.name());
             } else if !s.is_success() {
-                return Err(Failure::Error(format!("running PreScore plugin {:?}: {}", p.name(), s.message())));
+                return Err(Failure::Error(format!("running PreScore plugin {:?}: {}", e.name(), s.message())));
             }
         }
-        let mut totals: Vec<NodeScore> = nodes.iter().map(|n| NodeScore { name: n.name().to_string(), score: 0 }).collect();
-        for (p, weight) in &self.plugins {
-            let Some(sp) = p.as_score() else { continue };
-            if skip.contains(p.name()) || *weight == 0 {
+        let mut candidates: Vec<Candidate> =
+            nodes.iter().map(|n| Candidate { node: n.name().to_string(), total: 0, scores: Vec::new() }).collect();
+        for e in self.at(Point::Score) {
+            let Some(sp) = e.plugin.as_score() else { continue };
+            if skip.contains(e.name()) || e.weight == 0 {
                 continue;
             }
             let mut scores = Vec::with_capacity(nodes.len());
             for n in nodes {
                 let score = sp.score(state, pod, n).map_err(|s| {
-                    Failure::Error(format!("running Score plugin {:?} on node {:?}: {}", p.name(), n.name(), s.message()))
+                    Failure::Error(format!("running Score plugin {:?} on node {:?}: {}", e.name(), n.name(), s.message()))
                 })?;
                 scores.push(NodeScore { name: n.name().to_string(), score });
             }
             if let Some(norm) = sp.normalizer() {
                 let s = norm.normalize_score(state, pod, &mut scores);
                 if !s.is_success() {
-                    return Err(Failure::Error(format!("running NormalizeScore plugin {:?}: {}", p.name(), s.message())));
+                    return Err(Failure::Error(format!("running NormalizeScore plugin {:?}: {}", e.name(), s.message())));
                 }
             }
-            for (total, s) in totals.iter_mut().zip(&scores) {
+            for (c, s) in candidates.iter_mut().zip(&scores) {
                 if !(0..=MAX_NODE_SCORE).contains(&s.score) {
                     return Err(Failure::Error(format!(
                         "plugin {:?} returns an invalid score {} for node {:?}, it should be in the range of [0, {MAX_NODE_SCORE}] after normalizing",
-                        p.name(),
+                        e.name(),
                         s.score,
                         s.name
                     )));
                 }
-                total.score += s.score * weight;
+                let weighted = s.score * e.weight;
+                c.total += weighted;
+                c.scores.push(PluginScore { plugin: e.name().to_string(), score: s.score, weight: e.weight, weighted });
             }
         }
+        let totals = candidates.iter().map(|c| NodeScore { name: c.node.clone(), score: c.total }).collect();
+        ex.candidates = candidates;
         Ok(totals)
-    }
-
-    /// Calls the Bind plugins in order until one does not skip.
-    pub async fn bind(&self, pod: &Pod, node_name: &str) -> Status {
-        for (p, _) in &self.plugins {
-            let Some(b) = p.as_bind() else { continue };
-            let s = b.bind(pod, node_name).await;
-            if !s.is_skip() {
-                return s.with_plugin(p.name());
-            }
-        }
-        Status::error("no Bind plugin bound the pod")
     }
 }
 
-impl FilterRunner for Framework {
+fn rejection(node: &str, plugin: &str, s: &Status) -> Rejection {
+    Rejection { node: node.to_string(), plugin: plugin.to_string(), code: format!("{:?}", s.code()), reasons: s.reasons().to_vec() }
+}
+
+impl FilterRunner for Cycle<'_> {
     /// Every Filter plugin not skipped in this cycle; the first rejection wins, as upstream.
     fn run_filters(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
         let skip = state.read::<BTreeSet<&'static str>>(SKIP_FILTER_KEY);
-        for (p, _) in &self.plugins {
-            let Some(f) = p.as_filter() else { continue };
-            if skip.is_some_and(|s| s.contains(p.name())) {
+        for e in self.at(Point::Filter) {
+            let Some(f) = e.plugin.as_filter() else { continue };
+            if skip.is_some_and(|s| s.contains(e.name())) {
                 continue;
             }
             let s = f.filter(state, pod, node);
             if !s.is_success() {
-                return s.with_plugin(p.name());
+                return s.with_plugin(e.name());
             }
         }
         Status::success()

@@ -118,3 +118,77 @@ fn host_selection() {
     let picks: BTreeSet<String> = (0..50).filter_map(|_| select_host(&ties, &mut rng)).collect();
     assert_eq!(picks, ["a".to_string(), "b".to_string()].into(), "ties are shared");
 }
+
+fn tainted(name: &str) -> k8s_openapi::api::core::v1::Node {
+    let mut n = node(name, "4", "8Gi");
+    if let Some(s) = n.spec.as_mut() {
+        s.taints = Some(vec![k8s_openapi::api::core::v1::Taint { key: "k".into(), effect: "NoSchedule".into(), ..Default::default() }]);
+    }
+    n
+}
+
+#[test]
+fn explanation_records_rejections_and_scores() {
+    let f = default_framework();
+    let snapshot = Snapshot::new(vec![
+        node_info(node("a", "4", "8Gi"), vec![pod_with_cpu("x", "3")]),
+        node_info(node("b", "4", "8Gi"), vec![]),
+        node_info(tainted("c"), vec![]),
+    ]);
+    let (result, ex) = f.schedule_explained(&pod_with_cpu("p", "500m"), &snapshot);
+    assert_eq!(result, Ok("b".to_string()), "emptiest untainted node");
+    assert_eq!((ex.total_nodes, ex.evaluated_nodes, ex.feasible_nodes), (3, 3, 2));
+    assert_eq!(ex.selected_node.as_deref(), Some("b"));
+    assert_eq!(ex.rejections.iter().map(|r| (r.node.as_str(), r.plugin.as_str())).collect::<Vec<_>>(), vec![("c", "TaintToleration")]);
+    assert_eq!(ex.candidates.iter().map(|c| c.node.as_str()).collect::<Vec<_>>(), vec!["b", "a"], "best first");
+    for c in &ex.candidates {
+        assert_eq!(c.total, c.scores.iter().map(|s| s.weighted).sum::<i64>(), "total of {}", c.node);
+        assert!(c.scores.iter().all(|s| s.weighted == s.score * s.weight));
+    }
+}
+
+#[test]
+fn pod_annotation_changes_the_cycle() {
+    let f = default_framework();
+    let snapshot = Snapshot::new(vec![node_info(tainted("c"), vec![])]);
+    let mut p = pod("p");
+    assert!(matches!(f.schedule(&p, &snapshot), Err(Failure::Unschedulable(_))), "tainted node rejects the plain pod");
+    p.metadata.annotations = Some([(super::pod_overrides::ANNOTATION.to_string(), r#"{"disabled":["TaintToleration"]}"#.to_string())].into());
+    let (result, ex) = f.schedule_explained(&p, &snapshot);
+    assert_eq!(result, Ok("c".to_string()), "TaintToleration off for this pod");
+    assert_eq!(ex.pod_plugin_overrides.as_deref(), Some("disabled TaintToleration"));
+    p.metadata.annotations = Some([(super::pod_overrides::ANNOTATION.to_string(), "nonsense".to_string())].into());
+    match f.schedule(&p, &snapshot) {
+        Err(Failure::Unschedulable(m)) => assert!(m.starts_with("invalid annotation scheduling.rudder.dev/plugins"), "{m}"),
+        other => panic!("bad annotation must fail the cycle, got {other:?}"),
+    }
+}
+
+#[test]
+fn feasible_nodes_to_find() {
+    let with = |pct: Option<u32>| Framework::from_enabled(String::new(), Vec::new(), pct);
+    let cases = [
+        ("small clusters: all", None, 50, 50),
+        ("adaptive 50 - n/125 percent", None, 1000, 420),
+        ("adaptive floor of 100 nodes", None, 150, 100),
+        ("explicit percentage", Some(10), 5000, 500),
+        ("100 percent: all", Some(100), 5000, 5000),
+        ("adaptive never below 5 percent", Some(0), 10000, 500),
+    ];
+    for (name, pct, all, want) in cases {
+        assert_eq!(with(pct).num_feasible_nodes_to_find(all), want, "case {name}");
+    }
+}
+
+#[test]
+fn a_stopped_search_resumes_where_the_last_one_ended() {
+    let f = Framework::from_enabled(String::new(), Vec::new(), Some(1));
+    let snapshot = Snapshot::new((0..150).map(|i| node_info(node(&format!("n{i}"), "4", "8Gi"), vec![])).collect());
+    let evaluated = |ex: &crate::framework::Explanation| ex.candidates.iter().map(|c| c.node.clone()).collect::<BTreeSet<_>>();
+    let (_, first) = f.schedule_explained(&pod("p"), &snapshot);
+    assert_eq!(first.evaluated_nodes, 100, "floor of 100 nodes");
+    assert!(evaluated(&first).contains("n0") && !evaluated(&first).contains("n100"));
+    let (_, second) = f.schedule_explained(&pod("p"), &snapshot);
+    assert_eq!(second.evaluated_nodes, 100);
+    assert!(evaluated(&second).contains("n100") && evaluated(&second).contains("n0") && !evaluated(&second).contains("n50"), "wrapped around");
+}

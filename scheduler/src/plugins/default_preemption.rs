@@ -89,7 +89,7 @@ mod tests {
     struct FitOnly;
     impl FilterRunner for FitOnly {
         fn run_filters(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-            NodeResourcesFit.filter(state, pod, node)
+            NodeResourcesFit::default().filter(state, pod, node)
         }
     }
 

@@ -1,5 +1,6 @@
 //! NodeAffinity: `spec.nodeSelector` and required node affinity filter nodes; preferred node affinity
-//! terms add their weights to a node's score.
+//! terms add their weights to a node's score. `NodeAffinityArgs.addedAffinity` is applied to every pod
+//! on top of its own.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,10 +17,60 @@ pub const NAME: &str = "NodeAffinity";
 /// Filter reason when the node fails the pod's nodeSelector or required affinity.
 pub const ERR_REASON_POD: &str = "node(s) didn't match Pod's node affinity/selector";
 
-pub struct NodeAffinity;
+/// `NodeAffinityArgs` of `kubescheduler.config.k8s.io/v1`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeAffinityArgs {
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub added_affinity: Option<k8s_openapi::api::core::v1::NodeAffinity>,
+}
+
+impl NodeAffinityArgs {
+    /// Field-path errors, empty when valid.
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        let mut errs = Vec::new();
+        let Some(a) = &self.added_affinity else { return errs };
+        if let Some(r) = &a.required_during_scheduling_ignored_during_execution
+            && r.node_selector_terms.is_empty()
+        {
+            errs.push(format!(
+                "{path}.addedAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms: must have at least one node selector term"
+            ));
+        }
+        for (i, p) in a.preferred_during_scheduling_ignored_during_execution.iter().flatten().enumerate() {
+            if !(1..=100).contains(&p.weight) {
+                errs.push(format!(
+                    "{path}.addedAffinity.preferredDuringSchedulingIgnoredDuringExecution[{i}].weight: invalid value {}: must be in the range 1-100",
+                    p.weight
+                ));
+            }
+        }
+        errs
+    }
+}
+
+#[derive(Default)]
+pub struct NodeAffinity {
+    added: Option<k8s_openapi::api::core::v1::NodeAffinity>,
+}
+
+impl NodeAffinity {
+    pub fn with_args(args: NodeAffinityArgs) -> Self {
+        Self { added: args.added_affinity }
+    }
+
+    fn added_required_matches(&self, node: &Node) -> bool {
+        let required = self.added.as_ref().and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref());
+        required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, node)))
+    }
+}
 
 pub fn new(_: &Handle) -> Result<Arc<dyn Plugin>> {
-    Ok(Arc::new(NodeAffinity))
+    Ok(Arc::new(NodeAffinity::default()))
 }
 
 impl Plugin for NodeAffinity {
@@ -89,7 +140,7 @@ fn requirement_matches(r: &NodeSelectorRequirement, labels: &BTreeMap<String, St
 
 impl FilterPlugin for NodeAffinity {
     fn filter(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        if required_matches(pod, node.node()) { Status::success() } else { Status::unresolvable(ERR_REASON_POD) }
+        if required_matches(pod, node.node()) && self.added_required_matches(node.node()) { Status::success() } else { Status::unresolvable(ERR_REASON_POD) }
     }
 }
 
@@ -99,8 +150,14 @@ impl ScorePlugin for NodeAffinity {
         let preferred = node_affinity(pod)
             .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_deref())
             .unwrap_or_default();
+        let added = self
+            .added
+            .as_ref()
+            .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_deref())
+            .unwrap_or_default();
         Ok(preferred
             .iter()
+            .chain(added)
             .filter(|p| p.weight != 0 && term_matches(&p.preference, node.node()))
             .map(|p| i64::from(p.weight))
             .sum())
@@ -206,7 +263,7 @@ mod tests {
             ),
         ];
         for (name, p, want) in cases {
-            assert_eq!(NodeAffinity.filter(&CycleState::new(), &p, &node_info(n.clone(), vec![])), want, "case {name}");
+            assert_eq!(NodeAffinity::default().filter(&CycleState::new(), &p, &node_info(n.clone(), vec![])), want, "case {name}");
         }
     }
 
@@ -226,8 +283,29 @@ mod tests {
             });
         }
         let state = CycleState::new();
-        let both = NodeAffinity.score(&state, &p, &node_info(labelled(&[("disk", "ssd"), ("gen", "5")]), vec![]));
-        let one = NodeAffinity.score(&state, &p, &node_info(labelled(&[("gen", "5")]), vec![]));
+        let both = NodeAffinity::default().score(&state, &p, &node_info(labelled(&[("disk", "ssd"), ("gen", "5")]), vec![]));
+        let one = NodeAffinity::default().score(&state, &p, &node_info(labelled(&[("gen", "5")]), vec![]));
         assert_eq!((both, one), (Ok(15), Ok(5)));
+    }
+
+    #[test]
+    fn added_affinity_applies_to_every_pod() {
+        let args = NodeAffinityArgs {
+            added_affinity: Some(k8s_openapi::api::core::v1::NodeAffinity {
+                required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                    node_selector_terms: vec![exprs(vec![req("pool", "In", &["general"])])],
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let plugin = NodeAffinity::with_args(args);
+        let cases = [
+            ("node in the added pool", labelled(&[("pool", "general")]), Status::success()),
+            ("node outside it", labelled(&[("pool", "gpu")]), Status::unresolvable(ERR_REASON_POD)),
+        ];
+        for (name, n, want) in cases {
+            assert_eq!(plugin.filter(&CycleState::new(), &pod("p"), &node_info(n, vec![])), want, "case {name}");
+        }
     }
 }

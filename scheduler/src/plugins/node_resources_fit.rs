@@ -1,5 +1,5 @@
 //! NodeResourcesFit: the node must have room for the pod's requests (and one more pod); among fitting
-//! nodes, the LeastAllocated strategy prefers the emptiest.
+//! nodes, the configured scoring strategy (LeastAllocated by default) ranks them.
 
 use std::sync::Arc;
 
@@ -7,8 +7,9 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::registry::{Handle, Result};
 use crate::framework::{
-    Code, CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, Plugin, PreFilterPlugin, ScorePlugin, Snapshot, Status,
+    Code, CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, ScorePlugin, Snapshot, Status,
 };
+use crate::plugins::resource_scoring::ScoringStrategy;
 use crate::resources::{self, Resource};
 
 pub const NAME: &str = "NodeResourcesFit";
@@ -19,10 +20,60 @@ pub const ERR_REASON_EPHEMERAL_STORAGE: &str = "Insufficient ephemeral-storage";
 /// CycleState key for the pod's requests computed at PreFilter.
 const PRE_FILTER_STATE_KEY: &str = "PreFilterNodeResourcesFit";
 
-pub struct NodeResourcesFit;
+/// `NodeResourcesFitArgs` of `kubescheduler.config.k8s.io/v1`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeResourcesFitArgs {
+    #[serde(default)]
+    pub api_version: Option<String>,
+    #[serde(default)]
+    pub kind: Option<String>,
+    /// Extended resources the filter does not check.
+    #[serde(default)]
+    pub ignored_resources: Vec<String>,
+    /// Extended-resource groups (the part before `/`) the filter does not check.
+    #[serde(default)]
+    pub ignored_resource_groups: Vec<String>,
+    #[serde(default)]
+    pub scoring_strategy: Option<ScoringStrategy>,
+}
+
+impl NodeResourcesFitArgs {
+    /// Field-path errors, empty when valid.
+    pub fn validate(&self, path: &str) -> Vec<String> {
+        let mut errs = Vec::new();
+        for (i, g) in self.ignored_resource_groups.iter().enumerate() {
+            if g.is_empty() || g.contains('/') {
+                errs.push(format!("{path}.ignoredResourceGroups[{i}]: invalid value {g:?}: must be a non-empty name without '/'"));
+            }
+        }
+        if let Some(s) = &self.scoring_strategy {
+            errs.extend(s.validate(&format!("{path}.scoringStrategy")));
+        }
+        errs
+    }
+
+    fn ignores(&self, resource: &str) -> bool {
+        self.ignored_resources.iter().any(|r| r == resource)
+            || resource.split_once('/').is_some_and(|(group, _)| self.ignored_resource_groups.iter().any(|g| g == group))
+    }
+}
+
+#[derive(Default)]
+pub struct NodeResourcesFit {
+    args: NodeResourcesFitArgs,
+    strategy: ScoringStrategy,
+}
+
+impl NodeResourcesFit {
+    pub fn with_args(args: NodeResourcesFitArgs) -> Self {
+        let strategy = args.scoring_strategy.clone().unwrap_or_default();
+        Self { args, strategy }
+    }
+}
 
 pub fn new(_: &Handle) -> Result<Arc<dyn Plugin>> {
-    Ok(Arc::new(NodeResourcesFit))
+    Ok(Arc::new(NodeResourcesFit::default()))
 }
 
 impl Plugin for NodeResourcesFit {
@@ -55,7 +106,7 @@ struct Shortfall {
 }
 
 /// Every way the pod does not fit the node, in upstream's order: pods, cpu, memory, storage, scalars.
-fn shortfalls(req: &Resource, node: &NodeInfo) -> Vec<Shortfall> {
+fn shortfalls(req: &Resource, node: &NodeInfo, args: &NodeResourcesFitArgs) -> Vec<Shortfall> {
     let mut out = Vec::new();
     let alloc = node.allocatable();
     let used = node.requested();
@@ -73,7 +124,7 @@ fn shortfalls(req: &Resource, node: &NodeInfo) -> Vec<Shortfall> {
     check(req.milli_cpu, used.milli_cpu, alloc.milli_cpu, ERR_REASON_CPU.into());
     check(req.memory, used.memory, alloc.memory, ERR_REASON_MEMORY.into());
     check(req.ephemeral_storage, used.ephemeral_storage, alloc.ephemeral_storage, ERR_REASON_EPHEMERAL_STORAGE.into());
-    for (name, asked) in &req.scalar {
+    for (name, asked) in req.scalar.iter().filter(|(name, _)| !args.ignores(name)) {
         let u = used.scalar.get(name).copied().unwrap_or(0);
         let a = alloc.scalar.get(name).copied().unwrap_or(0);
         check(*asked, u, a, format!("Insufficient {name}"));
@@ -91,7 +142,7 @@ impl FilterPlugin for NodeResourcesFit {
                 &computed
             }
         };
-        let missing = shortfalls(req, node);
+        let missing = shortfalls(req, node, &self.args);
         if missing.is_empty() {
             return Status::success();
         }
@@ -100,30 +151,29 @@ impl FilterPlugin for NodeResourcesFit {
     }
 }
 
-/// `(capacity - requested) * MAX / capacity`, 0 when over capacity or capacity is zero.
-fn least_requested_score(requested: i64, capacity: i64) -> i64 {
-    if capacity == 0 || requested > capacity {
-        return 0;
+/// `(requested, allocatable)` of one resource on the node with the pod added; cpu and memory count
+/// default requests for containers without any, as upstream's scorers do.
+fn amounts(resource: &str, pod: &Pod, node: &NodeInfo) -> (i64, i64) {
+    let alloc = node.allocatable();
+    match resource {
+        "cpu" => (node.non_zero_requested().milli_cpu + resources::pod_non_zero_requests(pod).milli_cpu, alloc.milli_cpu),
+        "memory" => (node.non_zero_requested().memory + resources::pod_non_zero_requests(pod).memory, alloc.memory),
+        "ephemeral-storage" => {
+            (node.requested().ephemeral_storage + resources::pod_requests(pod).ephemeral_storage, alloc.ephemeral_storage)
+        }
+        other => {
+            let used = node.requested().scalar.get(other).copied().unwrap_or(0);
+            let asked = resources::pod_requests(pod).scalar.get(other).copied().unwrap_or(0);
+            (used + asked, alloc.scalar.get(other).copied().unwrap_or(0))
+        }
     }
-    (capacity - requested) * MAX_NODE_SCORE / capacity
 }
 
 impl ScorePlugin for NodeResourcesFit {
-    /// LeastAllocated over cpu and memory (weight 1 each), counting default requests for pods with none.
+    /// The configured strategy over the configured resources (cpu and memory, weight 1, by default).
     fn score(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
-        let pod_req = resources::pod_non_zero_requests(pod);
-        let used = node.non_zero_requested();
-        let alloc = node.allocatable();
-        let pairs = [(used.milli_cpu + pod_req.milli_cpu, alloc.milli_cpu), (used.memory + pod_req.memory, alloc.memory)];
-        let (mut total, mut weights) = (0, 0);
-        for (requested, capacity) in pairs {
-            if capacity == 0 {
-                continue;
-            }
-            total += least_requested_score(requested, capacity);
-            weights += 1;
-        }
-        Ok(if weights == 0 { 0 } else { total / weights })
+        let amounts: Vec<(i64, i64)> = self.strategy.resources.iter().map(|r| amounts(&r.name, pod, node)).collect();
+        Ok(self.strategy.score(&amounts))
     }
 }
 
@@ -134,8 +184,8 @@ mod tests {
 
     fn run(p: &Pod, ni: &NodeInfo) -> Status {
         let mut state = CycleState::new();
-        NodeResourcesFit.pre_filter(&mut state, p, &Snapshot::default());
-        NodeResourcesFit.filter(&state, p, ni)
+        NodeResourcesFit::default().pre_filter(&mut state, p, &Snapshot::default());
+        NodeResourcesFit::default().filter(&state, p, ni)
     }
 
     #[test]
@@ -194,7 +244,22 @@ mod tests {
             ("best-effort neighbour counts defaults", node_info(node("n", "4", "4Gi"), vec![pod("a")]), 71),
         ];
         for (name, ni, want) in cases {
-            assert_eq!(NodeResourcesFit.score(&state, &p, &ni), Ok(want), "case {name}");
+            assert_eq!(NodeResourcesFit::default().score(&state, &p, &ni), Ok(want), "case {name}");
         }
+    }
+
+    #[test]
+    fn most_allocated_prefers_fuller_nodes() {
+        use crate::plugins::resource_scoring::{MOST_ALLOCATED, ScoringStrategy};
+        let args = NodeResourcesFitArgs {
+            scoring_strategy: Some(ScoringStrategy { type_: MOST_ALLOCATED.into(), ..Default::default() }),
+            ..Default::default()
+        };
+        let plugin = NodeResourcesFit::with_args(args);
+        let p = pod_with_requests("p", &[("cpu", "1"), ("memory", "1Gi")]);
+        let empty = node_info(node("n", "4", "4Gi"), vec![]);
+        let half = node_info(node("n", "4", "4Gi"), vec![pod_with_requests("a", &[("cpu", "1"), ("memory", "1Gi")])]);
+        assert_eq!(plugin.score(&CycleState::new(), &p, &empty), Ok(25));
+        assert_eq!(plugin.score(&CycleState::new(), &p, &half), Ok(50));
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::node_info::{pod_key, pod_priority};
+use crate::framework::pod_overrides;
 
 /// Upstream's `podInitialBackoffDuration`.
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -76,7 +77,12 @@ fn is_gated(pod: &Pod) -> bool {
 
 /// Whether an update could change a scheduling decision (spec or labels), as opposed to status churn.
 fn scheduling_relevant_change(old: &Pod, new: &Pod) -> bool {
-    old.spec != new.spec || old.metadata.labels != new.metadata.labels || old.metadata.uid != new.metadata.uid
+    // The per-pod plugin annotation changes how the pod is scheduled (and may fix a bad one).
+    let plugins = |p: &Pod| p.metadata.annotations.as_ref().and_then(|a| a.get(pod_overrides::ANNOTATION)).cloned();
+    old.spec != new.spec
+        || old.metadata.labels != new.metadata.labels
+        || old.metadata.uid != new.metadata.uid
+        || plugins(old) != plugins(new)
 }
 
 /// `initial × 2^(attempts-1)`, capped at `max`.

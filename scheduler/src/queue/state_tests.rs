@@ -122,6 +122,24 @@ fn updates() {
     q.add_or_update(Arc::new(relabelled), t0 + secs(5));
     assert_eq!(q.where_is("default/p"), Some(Where::Active));
 
+    // A new per-pod plugin annotation retries it too.
+    q.add_or_update(Arc::new(pod("a")), t0);
+    let (qp, cycle) = loop {
+        let (qp, cycle) = q.pop().expect("pod");
+        if qp.key == "default/a" {
+            break (qp, cycle);
+        }
+        q.done(&qp.key);
+    };
+    q.add_unschedulable(qp, cycle, t0);
+    let mut annotated = pod("a");
+    annotated.metadata.annotations =
+        Some([(crate::framework::pod_overrides::ANNOTATION.to_string(), "{}".to_string())].into());
+    q.add_or_update(Arc::new(annotated), t0 + secs(5));
+    assert_eq!(q.where_is("default/a"), Some(Where::Active), "annotation change");
+    q.delete("default/a");
+    q.add_or_update(Arc::new(pod("p")), t0 + secs(5));
+
     // Gated pods are held until the gates are removed.
     let mut gated = pod("g");
     if let Some(s) = gated.spec.as_mut() {

@@ -1,0 +1,69 @@
+use super::*;
+use crate::config::decode;
+
+const HEADER: &str = "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n";
+
+fn run(yaml: &str) -> Result<Vec<Profile>, Vec<String>> {
+    decode(yaml, "test").map_err(|e| vec![e.to_string()]).and_then(|c| validate(&c))
+}
+
+#[test]
+fn accepts() {
+    let cases = [
+        ("empty configuration gives the default profile", HEADER.to_string(), vec!["default-scheduler"]),
+        (
+            "two profiles",
+            format!("{HEADER}profiles:\n- schedulerName: default-scheduler\n- schedulerName: packer\n"),
+            vec!["default-scheduler", "packer"],
+        ),
+        (
+            "leader election block",
+            format!("{HEADER}leaderElection:\n  leaderElect: true\n  leaseDuration: 15s\n  renewDeadline: 10s\n  retryPeriod: 2s\n  resourceName: kube-scheduler\n  resourceNamespace: kube-system\n"),
+            vec!["default-scheduler"],
+        ),
+    ];
+    for (name, yaml, want) in cases {
+        match run(&yaml) {
+            Ok(ps) => assert_eq!(ps.iter().map(|p| p.scheduler_name.as_str()).collect::<Vec<_>>(), want, "case {name}"),
+            Err(e) => panic!("case {name}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn rejects() {
+    let cases = [
+        ("wrong apiVersion", "apiVersion: v1\nkind: KubeSchedulerConfiguration\n".to_string(), "apiVersion: unsupported value \"v1\""),
+        ("wrong kind", "apiVersion: kubescheduler.config.k8s.io/v1\nkind: Foo\n".to_string(), "kind: unsupported value \"Foo\""),
+        ("global percentage", format!("{HEADER}percentageOfNodesToScore: -1\n"), "percentageOfNodesToScore: invalid value -1"),
+        (
+            "duplicate scheduler names",
+            format!("{HEADER}profiles:\n- schedulerName: a\n- schedulerName: a\n"),
+            "profiles[1].schedulerName: duplicate value \"a\"",
+        ),
+        ("bad scheduler name", format!("{HEADER}profiles:\n- schedulerName: Big_Name\n"), "profiles[0].schedulerName: invalid value"),
+        (
+            "renew deadline not below lease duration",
+            format!("{HEADER}leaderElection:\n  leaseDuration: 10s\n  renewDeadline: 10s\n"),
+            "leaderElection.renewDeadline",
+        ),
+        ("bad duration", format!("{HEADER}leaderElection:\n  retryPeriod: soon\n"), "leaderElection.retryPeriod: invalid value \"soon\""),
+        ("other lock kind", format!("{HEADER}leaderElection:\n  resourceLock: endpoints\n"), "leaderElection.resourceLock"),
+        ("extenders", format!("{HEADER}extenders:\n- urlPrefix: http://x\n"), "extenders: unsupported"),
+        ("top-level typo", format!("{HEADER}profile: []\n"), "unknown field `profile`"),
+    ];
+    for (name, yaml, want) in cases {
+        match run(&yaml) {
+            Ok(p) => panic!("case {name}: accepted {p:?}"),
+            Err(errs) => assert!(errs.iter().any(|e| e.contains(want)), "case {name}: {errs:?}"),
+        }
+    }
+}
+
+#[test]
+fn dns_subdomains() {
+    let cases = [("plain", "default-scheduler", true), ("dotted", "a.b", true), ("upper", "A", false), ("empty", "", false), ("dash end", "a-", false)];
+    for (name, s, want) in cases {
+        assert_eq!(is_dns_subdomain(s), want, "case {name}");
+    }
+}

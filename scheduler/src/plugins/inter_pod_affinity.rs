@@ -1,0 +1,202 @@
+//! InterPodAffinity: required pod affinity and anti-affinity filter nodes (the incoming pod's terms, and
+//! existing pods' required anti-affinity toward it); preferred terms of both sides score them. "The same
+//! place" is the topology domain of the term's `topologyKey` (for example the node, or the zone).
+
+mod term;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+
+use crate::framework::registry::{Handle, Result};
+use crate::framework::{
+    CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, NormalizeScorePlugin, Plugin, PreFilterPlugin,
+    PreScorePlugin, ScorePlugin, Snapshot, Status,
+};
+use term::PodTerms;
+
+pub const NAME: &str = "InterPodAffinity";
+pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
+pub const ERR_REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
+pub const ERR_REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
+const PRE_FILTER_STATE_KEY: &str = "PreFilterInterPodAffinity";
+const PRE_SCORE_STATE_KEY: &str = "PreScoreInterPodAffinity";
+/// What an existing pod's required affinity toward the incoming pod adds to a domain's score (upstream's
+/// default `hardPodAffinityWeight`).
+const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
+
+/// A topology domain: (label key, value).
+type Domain = (String, String);
+
+fn label<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
+    node.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+fn bump(map: &mut HashMap<Domain, i64>, node: &Node, key: &str, by: i64) {
+    if let Some(v) = label(node, key) {
+        *map.entry((key.to_string(), v.to_string())).or_default() += by;
+    }
+}
+
+struct PreFilterState {
+    terms: PodTerms,
+    /// Domains where some existing pod's required anti-affinity matches the incoming pod.
+    existing_anti: HashMap<Domain, i64>,
+    /// Domains holding pods that match all of the incoming pod's required affinity terms.
+    affinity: HashMap<Domain, i64>,
+    /// Domains holding pods matched by one of the incoming pod's required anti-affinity terms.
+    anti: HashMap<Domain, i64>,
+}
+
+pub struct InterPodAffinity;
+
+pub fn new(_: &Handle) -> Result<Arc<dyn Plugin>> {
+    Ok(Arc::new(InterPodAffinity))
+}
+
+impl Plugin for InterPodAffinity {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+    fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
+        Some(self)
+    }
+    fn as_filter(&self) -> Option<&dyn FilterPlugin> {
+        Some(self)
+    }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
+    fn as_score(&self) -> Option<&dyn ScorePlugin> {
+        Some(self)
+    }
+}
+
+impl PreFilterPlugin for InterPodAffinity {
+    fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> Status {
+        let terms = PodTerms::of(pod);
+        state.write(PRE_SCORE_STATE_KEY, preferred_scores(pod, &terms, snapshot));
+        let mut s = PreFilterState { terms, existing_anti: HashMap::new(), affinity: HashMap::new(), anti: HashMap::new() };
+        for n in snapshot.nodes() {
+            for e in n.pods() {
+                let existing = PodTerms::of(&e.pod);
+                for t in existing.required_anti_affinity.iter().filter(|t| t.matches(pod)) {
+                    bump(&mut s.existing_anti, n.node(), &t.topology_key, 1);
+                }
+                let req = &s.terms.required_affinity;
+                if !req.is_empty() && req.iter().all(|t| t.matches(&e.pod)) {
+                    for t in req {
+                        bump(&mut s.affinity, n.node(), &t.topology_key, 1);
+                    }
+                }
+                for t in s.terms.required_anti_affinity.iter().filter(|t| t.matches(&e.pod)) {
+                    bump(&mut s.anti, n.node(), &t.topology_key, 1);
+                }
+            }
+        }
+        let nothing_required = s.terms.required_affinity.is_empty() && s.terms.required_anti_affinity.is_empty();
+        if nothing_required && s.existing_anti.is_empty() {
+            return Status::skip();
+        }
+        state.write(PRE_FILTER_STATE_KEY, s);
+        Status::success()
+    }
+}
+
+impl FilterPlugin for InterPodAffinity {
+    fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
+        let Some(s) = state.read::<PreFilterState>(PRE_FILTER_STATE_KEY) else {
+            return Status::error(format!("reading {PRE_FILTER_STATE_KEY:?} from cycle state: not found"));
+        };
+        let n = node.node();
+        let count = |map: &HashMap<Domain, i64>, key: &str| {
+            label(n, key).and_then(|v| map.get(&(key.to_string(), v.to_string()))).copied().unwrap_or(0)
+        };
+        let labels = n.metadata.labels.iter().flatten();
+        if labels.into_iter().any(|(k, _)| count(&s.existing_anti, k) > 0) {
+            return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
+        }
+        let req = &s.terms.required_affinity;
+        let all_domains_match = req.iter().all(|t| count(&s.affinity, &t.topology_key) > 0);
+        // The first pod of a group that selects itself may go anywhere its topology keys exist.
+        let first_of_group = s.affinity.is_empty()
+            && req.iter().all(|t| t.matches(pod))
+            && req.iter().all(|t| label(n, &t.topology_key).is_some());
+        if !req.is_empty() && !all_domains_match && !first_of_group {
+            return Status::unresolvable(ERR_REASON_AFFINITY);
+        }
+        if s.terms.required_anti_affinity.iter().any(|t| count(&s.anti, &t.topology_key) > 0) {
+            return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
+        }
+        Status::success()
+    }
+}
+
+/// Sums, per domain, the weights of preferred terms matched between the incoming pod and the pods already
+/// there (both directions; anti-affinity subtracts). Computed at PreFilter, which sees every node (scores
+/// count pods on all nodes, not only the feasible ones).
+fn preferred_scores(pod: &Pod, mine: &PodTerms, snapshot: &Snapshot) -> HashMap<Domain, i64> {
+    let mut scores: HashMap<Domain, i64> = HashMap::new();
+    for n in snapshot.nodes() {
+        for e in n.pods() {
+            let theirs = PodTerms::of(&e.pod);
+            let node = n.node();
+            for t in mine.preferred_affinity.iter().filter(|t| t.matches(&e.pod)) {
+                bump(&mut scores, node, &t.topology_key, t.weight);
+            }
+            for t in mine.preferred_anti_affinity.iter().filter(|t| t.matches(&e.pod)) {
+                bump(&mut scores, node, &t.topology_key, -t.weight);
+            }
+            for t in theirs.preferred_affinity.iter().filter(|t| t.matches(pod)) {
+                bump(&mut scores, node, &t.topology_key, t.weight);
+            }
+            for t in theirs.preferred_anti_affinity.iter().filter(|t| t.matches(pod)) {
+                bump(&mut scores, node, &t.topology_key, -t.weight);
+            }
+            for t in theirs.required_affinity.iter().filter(|t| t.matches(pod)) {
+                bump(&mut scores, node, &t.topology_key, HARD_POD_AFFINITY_WEIGHT);
+            }
+        }
+    }
+    scores
+}
+
+impl PreScorePlugin for InterPodAffinity {
+    /// Skips unless PreFilter found preferred terms that matter for this pod.
+    fn pre_score(&self, state: &mut CycleState, _: &Pod, _: &[&NodeInfo]) -> Status {
+        match state.read::<HashMap<Domain, i64>>(PRE_SCORE_STATE_KEY) {
+            Some(scores) if !scores.is_empty() => Status::success(),
+            _ => Status::skip(),
+        }
+    }
+}
+
+impl ScorePlugin for InterPodAffinity {
+    fn score(&self, state: &CycleState, _: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
+        let Some(scores) = state.read::<HashMap<Domain, i64>>(PRE_SCORE_STATE_KEY) else {
+            return Err(Status::error(format!("reading {PRE_SCORE_STATE_KEY:?} from cycle state: not found")));
+        };
+        let labels = node.node().metadata.labels.iter().flatten();
+        Ok(labels.into_iter().filter_map(|(k, v)| scores.get(&(k.clone(), v.clone()))).sum())
+    }
+
+    fn normalizer(&self) -> Option<&dyn NormalizeScorePlugin> {
+        Some(self)
+    }
+}
+
+impl NormalizeScorePlugin for InterPodAffinity {
+    /// `MAX * (s - min) / (max - min)`; all 0 when every node scored the same.
+    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore]) -> Status {
+        let max = scores.iter().map(|s| s.score).max().unwrap_or(0);
+        let min = scores.iter().map(|s| s.score).min().unwrap_or(0);
+        for s in scores.iter_mut() {
+            s.score = if max > min { MAX_NODE_SCORE * (s.score - min) / (max - min) } else { 0 };
+        }
+        Status::success()
+    }
+}
+
+#[cfg(test)]
+mod tests;

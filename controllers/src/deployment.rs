@@ -4,6 +4,7 @@ mod conditions;
 mod hash;
 mod proportion;
 mod replicasets;
+mod revision;
 mod rollout;
 mod strategy;
 mod sync;
@@ -129,15 +130,20 @@ fn deleted_pod_mapper(
 }
 
 impl Error {
-    /// Lost a write race against a newer version: the cache will catch up, so retry soon, quietly.
-    fn is_conflict(&self) -> bool {
-        matches!(self, Error::Api { source, .. } if crate::api_errors::is_conflict(source))
+    /// Lost a write race against a newer version, or raised the collision count to escape a hash
+    /// collision: the next sync resolves it, so retry soon, quietly.
+    fn is_transient(&self) -> bool {
+        match self {
+            Error::Api { source, .. } => crate::api_errors::is_conflict(source),
+            Error::HashCollision(_) => true,
+            _ => false,
+        }
     }
 }
 
 fn error_policy(d: Arc<Deployment>, error: &Error, _: Arc<Context>) -> Action {
-    if error.is_conflict() {
-        tracing::debug!(deployment = d.metadata.name.as_deref().unwrap_or(""), %error, "conflict; retrying");
+    if error.is_transient() {
+        tracing::debug!(deployment = d.metadata.name.as_deref().unwrap_or(""), %error, "retrying soon");
         return Action::requeue(Duration::from_secs(1));
     }
     tracing::warn!(deployment = d.metadata.name.as_deref().unwrap_or(""), %error, "sync failed; retrying");

@@ -14,3 +14,5 @@ pub mod namespace;
 pub mod garbage_collector;
 pub mod selection;
 pub mod node_lifecycle;
+pub mod endpointslice;
+pub mod endpoints;

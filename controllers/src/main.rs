@@ -8,12 +8,13 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::runtime::watcher;
 use rudder_controllers::informer::Informer;
-use rudder_controllers::selection::{self, DEPLOYMENT, GARBAGE_COLLECTOR, NAMESPACE, NODE_LIFECYCLE, REPLICASET, ROOT_CA_PUBLISHER, SERVICEACCOUNT};
-use rudder_controllers::{deployment, garbage_collector, namespace, node_lifecycle, replicaset, root_ca_publisher, serviceaccount};
+use rudder_controllers::selection::{self, DEPLOYMENT, ENDPOINTS, ENDPOINTSLICE, GARBAGE_COLLECTOR, NAMESPACE, NODE_LIFECYCLE, REPLICASET, ROOT_CA_PUBLISHER, SERVICEACCOUNT};
+use rudder_controllers::{deployment, endpoints, endpointslice, garbage_collector, namespace, node_lifecycle, replicaset, root_ca_publisher, serviceaccount};
 use tokio::sync::watch;
 
 /// How long controllers get to finish in-flight syncs after SIGTERM.
@@ -42,6 +43,14 @@ struct Flags {
     /// Garbage collector workers.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     concurrent_gc_syncs: u16,
+
+    /// Services whose EndpointSlices are synced concurrently.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrent_service_endpoint_syncs: u16,
+
+    /// Services whose legacy Endpoints are synced concurrently.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrent_endpoint_syncs: u16,
 
     /// Namespaces emptied concurrently.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..))]
@@ -102,8 +111,12 @@ async fn main() -> anyhow::Result<()> {
     let on = |name| enabled.contains(name);
     let cfg = watcher::Config::default;
     let apps = on(DEPLOYMENT) || on(REPLICASET);
-    let pods = (apps || on(NODE_LIFECYCLE)).then(|| Informer::<Pod>::spawn(Api::all(client.clone()), cfg()));
-    let nodes = on(NODE_LIFECYCLE).then(|| Informer::<Node>::spawn(Api::all(client.clone()), cfg()));
+    let service_endpoints = on(ENDPOINTSLICE) || on(ENDPOINTS);
+    let pods = (apps || on(NODE_LIFECYCLE) || service_endpoints).then(|| Informer::<Pod>::spawn(Api::all(client.clone()), cfg()));
+    let nodes = (on(NODE_LIFECYCLE) || on(ENDPOINTSLICE)).then(|| Informer::<Node>::spawn(Api::all(client.clone()), cfg()));
+    let services = service_endpoints.then(|| Informer::<Service>::spawn(Api::all(client.clone()), cfg()));
+    let slices = on(ENDPOINTSLICE).then(|| Informer::<EndpointSlice>::spawn(Api::all(client.clone()), cfg()));
+    let legacy_endpoints = on(ENDPOINTS).then(|| Informer::<Endpoints>::spawn(Api::all(client.clone()), cfg()));
     let leases = on(NODE_LIFECYCLE).then(|| Informer::<Lease>::spawn(Api::namespaced(client.clone(), node_lifecycle::LEASE_NAMESPACE), cfg()));
     let replica_sets = apps.then(|| Informer::<ReplicaSet>::spawn(Api::all(client.clone()), cfg()));
     let deployments = on(DEPLOYMENT).then(|| Informer::<Deployment>::spawn(Api::all(client.clone()), cfg()));
@@ -132,6 +145,12 @@ async fn main() -> anyhow::Result<()> {
     if let (Some(n), Some(l), Some(p)) = (&nodes, &leases, &pods) {
         tasks.spawn(node_lifecycle::run(client.clone(), node_lifecycle_config, n, l, p, stopped(&stop_rx)));
     }
+    if let (Some(svc), Some(p), Some(sl), Some(n)) = (&services, &pods, &slices, &nodes) {
+        tasks.spawn(endpointslice::run(client.clone(), svc, p, sl, n, flags.concurrent_service_endpoint_syncs, stopped(&stop_rx)));
+    }
+    if let (Some(svc), Some(p), Some(ep)) = (&services, &pods, &legacy_endpoints) {
+        tasks.spawn(endpoints::run(client.clone(), svc, p, ep, flags.concurrent_endpoint_syncs, stopped(&stop_rx)));
+    }
     let (gc_ready_tx, gc_ready_rx) = tokio::sync::oneshot::channel();
     if on(GARBAGE_COLLECTOR) {
         tasks.spawn(garbage_collector::run(client.clone(), usize::from(flags.concurrent_gc_syncs), gc_ready_tx, stopped(&stop_rx)));
@@ -150,6 +169,9 @@ async fn main() -> anyhow::Result<()> {
             Box::pin(wait_ready(config_maps.as_ref().map(Informer::store))),
             Box::pin(wait_ready(nodes.as_ref().map(Informer::store))),
             Box::pin(wait_ready(leases.as_ref().map(Informer::store))),
+            Box::pin(wait_ready(services.as_ref().map(Informer::store))),
+            Box::pin(wait_ready(slices.as_ref().map(Informer::store))),
+            Box::pin(wait_ready(legacy_endpoints.as_ref().map(Informer::store))),
             Box::pin(async move {
                 let _ = gc_ready_rx.await;
             }),

@@ -16,6 +16,8 @@ pub const SERVICEACCOUNT: &str = "serviceaccount-controller";
 pub const ROOT_CA_PUBLISHER: &str = "root-ca-certificate-publisher-controller";
 pub const NAMESPACE: &str = "namespace-controller";
 pub const NODE_LIFECYCLE: &str = "node-lifecycle-controller";
+pub const ENDPOINTSLICE: &str = "endpointslice-controller";
+pub const ENDPOINTS: &str = "endpoints-controller";
 
 /// Every controller rudder has; all are on by default.
 pub const KNOWN: &[Known] = &[
@@ -26,6 +28,8 @@ pub const KNOWN: &[Known] = &[
     Known { name: ROOT_CA_PUBLISHER, aliases: &["root-ca-cert-publisher"] },
     Known { name: NAMESPACE, aliases: &["namespace"] },
     Known { name: NODE_LIFECYCLE, aliases: &["nodelifecycle"] },
+    Known { name: ENDPOINTSLICE, aliases: &["endpointslice"] },
+    Known { name: ENDPOINTS, aliases: &["endpoint"] },
 ];
 
 /// `--controllers` names something that does not exist.

@@ -1,7 +1,7 @@
 //! Deployment status: replica counts summed over its replica sets, and the Available and
 //! Progressing conditions that `kubectl rollout status` reads.
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet, ReplicaSetCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -14,6 +14,9 @@ pub const FOUND_NEW_RS: &str = "FoundNewReplicaSet";
 pub const RS_UPDATED: &str = "ReplicaSetUpdated";
 pub const NEW_RS_AVAILABLE: &str = "NewReplicaSetAvailable";
 pub const TIMED_OUT: &str = "ProgressDeadlineExceeded";
+pub const PAUSED: &str = "DeploymentPaused";
+pub const RESUMED: &str = "DeploymentResumed";
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 
 /// `progressDeadlineSeconds` when the deployment leaves it unset (the apiserver defaults it to 600;
 /// i32::MAX means "no deadline").
@@ -56,9 +59,54 @@ fn remove(status: &mut DeploymentStatus, type_: &str) {
     }
 }
 
+/// The deployment has a progress deadline (unset means upstream's default; i32::MAX means none).
+pub fn has_progress_deadline(d: &Deployment) -> bool {
+    deadline(d).is_some()
+}
+
 fn deadline(d: &Deployment) -> Option<i32> {
     let seconds = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(DEFAULT_DEADLINE);
     (seconds != i32::MAX).then_some(seconds)
+}
+
+/// The Progressing condition to record when the deployment has just been paused or resumed, so a
+/// paused rollout never times out and a resumed one gets its full deadline again. A reported
+/// timeout is never overwritten.
+pub fn pause_transition(d: &Deployment, now: Timestamp) -> Option<DeploymentCondition> {
+    deadline(d)?;
+    let paused = d.spec.as_ref().and_then(|s| s.paused) == Some(true);
+    let status = d.status.clone().unwrap_or_default();
+    let reason = get(&status, PROGRESSING).and_then(|c| c.reason.clone());
+    match reason.as_deref() {
+        Some(TIMED_OUT) => None,
+        Some(PAUSED) if !paused => Some(condition("Unknown", PROGRESSING, RESUMED, "Deployment is resumed".into(), now)),
+        Some(PAUSED) => None,
+        _ if paused => Some(condition("Unknown", PROGRESSING, PAUSED, "Deployment is paused".into(), now)),
+        _ => None,
+    }
+}
+
+/// Carries a replica set's ReplicaFailure condition (the new replica set's first, else any old
+/// one's) over to the deployment, or clears it when no replica set reports one.
+pub fn apply_replica_failure(status: &mut DeploymentStatus, all: &[ReplicaSet], new: Option<&ReplicaSet>) {
+    let failure_of = |rs: &ReplicaSet| -> Option<ReplicaSetCondition> {
+        rs.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == REPLICA_FAILURE).cloned()
+    };
+    let found = new.and_then(failure_of).or_else(|| all.iter().find_map(failure_of));
+    match found {
+        Some(c) => set(
+            status,
+            DeploymentCondition {
+                type_: REPLICA_FAILURE.to_string(),
+                status: c.status,
+                reason: c.reason,
+                message: c.message,
+                last_update_time: c.last_transition_time.clone(),
+                last_transition_time: c.last_transition_time,
+            },
+        ),
+        None => remove(status, REPLICA_FAILURE),
+    }
 }
 
 /// Replica counts over `all` replica sets plus the Available condition; other conditions carry over
@@ -222,6 +270,70 @@ mod tests {
         assert_eq!(update_progress(&d, &mut status, Some("web-abc"), now()), None);
         assert_eq!(get(&status, PROGRESSING).map(|c| c.status.as_str()), Some("False"));
         assert_eq!(get(&status, PROGRESSING).and_then(|c| c.reason.as_deref()), Some(TIMED_OUT));
+    }
+
+    #[test]
+    fn pause_and_resume_conditions() {
+        let with = |paused: bool, reason: Option<&str>, deadline: Option<i32>| {
+            let mut d = deployment(3);
+            if let Some(spec) = d.spec.as_mut() {
+                spec.paused = Some(paused);
+                spec.progress_deadline_seconds = deadline;
+            }
+            let mut status = DeploymentStatus::default();
+            if let Some(reason) = reason {
+                set(&mut status, condition("True", PROGRESSING, reason, "x".into(), Timestamp::UNIX_EPOCH));
+            }
+            d.status = Some(status);
+            d
+        };
+        let cases = [
+            ("pausing a progressing rollout", with(true, Some(RS_UPDATED), None), Some(PAUSED)),
+            ("pausing a fresh deployment", with(true, None, None), Some(PAUSED)),
+            ("already paused", with(true, Some(PAUSED), None), None),
+            ("resuming", with(false, Some(PAUSED), None), Some(RESUMED)),
+            ("running, never paused", with(false, Some(RS_UPDATED), None), None),
+            ("timeout is kept while paused", with(true, Some(TIMED_OUT), None), None),
+            ("no deadline: no condition", with(true, None, Some(i32::MAX)), None),
+        ];
+        for (name, d, want) in cases {
+            let got = pause_transition(&d, now());
+            assert_eq!(got.as_ref().and_then(|c| c.reason.as_deref()), want, "{name}");
+            if let Some(c) = got {
+                assert_eq!(c.status, "Unknown", "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn replica_failure_propagation() {
+        let failing = |message: &str| {
+            let mut r = rs(3, 0, 0);
+            if let Some(status) = r.status.as_mut() {
+                status.conditions = Some(vec![ReplicaSetCondition {
+                    type_: REPLICA_FAILURE.into(),
+                    status: "True".into(),
+                    reason: Some("FailedCreate".into()),
+                    message: Some(message.into()),
+                    last_transition_time: Some(Time(now())),
+                }]);
+            }
+            r
+        };
+        let (old_failing, new_failing, healthy) = (failing("old"), failing("new"), rs(3, 3, 3));
+        let cases = [
+            ("new replica set's failure wins", vec![old_failing.clone(), new_failing.clone()], Some(&new_failing), Some("new")),
+            ("old replica set's failure when new is fine", vec![old_failing.clone(), healthy.clone()], Some(&healthy), Some("old")),
+            ("no failure clears the condition", vec![healthy.clone()], Some(&healthy), None),
+        ];
+        for (name, all, new, want) in cases {
+            let mut status = DeploymentStatus::default();
+            if want.is_none() {
+                set(&mut status, condition("True", REPLICA_FAILURE, "FailedCreate", "stale".into(), now()));
+            }
+            apply_replica_failure(&mut status, &all, new);
+            assert_eq!(get(&status, REPLICA_FAILURE).and_then(|c| c.message.as_deref()), want, "{name}");
+        }
     }
 
     #[test]

@@ -8,13 +8,13 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 use super::hash;
+use super::revision::REVISION_HISTORY;
 use crate::ownership;
 
 pub const HASH_LABEL: &str = "pod-template-hash";
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
-const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 const ROLLBACK_TO: &str = "deprecated.deployment.rollback.to";
 
@@ -52,6 +52,14 @@ pub fn spec_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
+/// The replica set is controlled by the deployment and runs its current template: a name clash
+/// with it is the cache lagging, not a hash collision.
+pub fn runs_current_template(d: &Deployment, rs: &ReplicaSet) -> bool {
+    let ours = ownership::controller_of(&rs.metadata).is_some_and(|o| Some(o.uid.as_str()) == d.metadata.uid.as_deref());
+    let template = d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    ours && rs.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| same_template(t, &template))
+}
+
 /// Splits `all` (sorted oldest first) into the replica set running the deployment's template — the
 /// oldest such, like upstream — and the rest.
 pub fn split_new_old(d: &Deployment, all: &[ReplicaSet]) -> (Option<ReplicaSet>, Vec<ReplicaSet>) {
@@ -60,6 +68,19 @@ pub fn split_new_old(d: &Deployment, all: &[ReplicaSet]) -> (Option<ReplicaSet>,
     let new = new_index.and_then(|i| all.get(i).cloned());
     let old = all.iter().enumerate().filter(|(i, _)| Some(*i) != new_index).map(|(_, rs)| rs.clone()).collect();
     (new, old)
+}
+
+/// Copies the deployment's annotations that replica sets carry onto `into` (never removing any);
+/// returns whether anything changed.
+pub fn copy_annotations(d: &Deployment, into: &mut BTreeMap<String, String>) -> bool {
+    let mut changed = false;
+    for (k, v) in d.metadata.annotations.iter().flatten().filter(|(k, _)| !is_bookkeeping(k)) {
+        if into.get(k) != Some(v) {
+            into.insert(k.clone(), v.clone());
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// The deployment's annotations that replica sets carry, plus the bookkeeping ones.
@@ -180,6 +201,46 @@ mod tests {
         let (new, olds) = split_new_old(&d, &[old.clone(), current.clone()]);
         assert_eq!(new.and_then(|r| r.metadata.name), current.metadata.name);
         assert_eq!(olds.len(), 1);
+    }
+
+    #[test]
+    fn hash_collision_detection() {
+        let d = deployment();
+        let ours = new_replica_set(&d, 3, 1, 4).unwrap_or_default();
+        let mut foreign = ours.clone();
+        if let Some(owners) = foreign.metadata.owner_references.as_mut() {
+            owners.iter_mut().for_each(|o| o.uid = "other-uid".into());
+        }
+        let mut other_template = ours.clone();
+        if let Some(t) = other_template.spec.as_mut().and_then(|s| s.template.as_mut()) {
+            t.metadata.get_or_insert_with(ObjectMeta::default).labels.get_or_insert_with(BTreeMap::new).insert("v".into(), "2".into());
+        }
+        let cases = [("ours, same template: reuse", &ours, true), ("owned by another", &foreign, false), ("different template", &other_template, false)];
+        for (name, rs, want) in cases {
+            assert_eq!(runs_current_template(&d, rs), want, "{name}");
+        }
+        // A raised collision count moves the new replica set to another name.
+        let mut bumped = d.clone();
+        bumped.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus { collision_count: Some(1), ..Default::default() });
+        let renamed = new_replica_set(&bumped, 3, 1, 4).unwrap_or_default();
+        assert_ne!(renamed.metadata.name, ours.metadata.name);
+        assert!(runs_current_template(&bumped, &renamed), "the renamed set still runs the template");
+    }
+
+    #[test]
+    fn copies_annotations_without_bookkeeping() {
+        let mut d = deployment();
+        if let Some(a) = d.metadata.annotations.as_mut() {
+            a.insert("kubernetes.io/change-cause".into(), "set image".into());
+            a.insert(REVISION.into(), "9".into());
+        }
+        let mut rs_annotations = BTreeMap::from([(REVISION.to_string(), "2".to_string()), ("kept".to_string(), "x".to_string())]);
+        assert!(copy_annotations(&d, &mut rs_annotations), "change-cause is new");
+        assert_eq!(rs_annotations.get("kubernetes.io/change-cause").map(String::as_str), Some("set image"));
+        assert_eq!(rs_annotations.get(REVISION).map(String::as_str), Some("2"), "revision is not copied");
+        assert_eq!(rs_annotations.get("kept").map(String::as_str), Some("x"), "nothing is removed");
+        assert!(!rs_annotations.contains_key(LAST_APPLIED));
+        assert!(!copy_annotations(&d, &mut rs_annotations), "second copy changes nothing");
     }
 
     #[test]

@@ -131,6 +131,11 @@ pub async fn scale(sync: &mut Sync, all: Vec<ReplicaSet>) -> Result<Action, Erro
         }
     }
     let new = all.iter().find(|rs| is_new(rs)).cloned();
+    if sync.d.spec.as_ref().and_then(|s| s.paused) == Some(true) {
+        // A paused deployment still honours its revision history limit, as upstream.
+        let old: Vec<ReplicaSet> = all.iter().filter(|rs| !is_new(rs)).cloned().collect();
+        sync.clean_up(&old).await?;
+    }
     sync.finish(&all, new.as_ref(), false).await
 }
 

@@ -11,7 +11,7 @@ use kube::{Resource, ResourceExt};
 
 use super::replicasets::{self, DESIRED_REPLICAS, MAX_REPLICAS, REVISION};
 use super::rollout::{self, Fenceposts};
-use super::{Context, Error, conditions, strategy};
+use super::{Context, Error, conditions, revision, strategy};
 use crate::api_errors;
 use crate::ownership::{self, Claim};
 
@@ -44,6 +44,10 @@ pub async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Action, 
     if d.metadata.deletion_timestamp.is_some() {
         let (new, _) = replicasets::split_new_old(&sync.d, &all);
         return sync.finish(&all, new.as_ref(), false).await;
+    }
+    if let Some(condition) = conditions::pause_transition(&sync.d, Timestamp::now()) {
+        conditions::set(sync.d.status.get_or_insert_with(Default::default), condition);
+        sync.write_status().await?;
     }
     if spec.paused == Some(true) || strategy::is_scaling_event(&sync.d, &all) {
         return strategy::scale(&mut sync, all).await;
@@ -137,14 +141,11 @@ impl Sync {
         let next_revision = old.iter().map(replicasets::revision).max().unwrap_or(0) + 1;
         let min_ready = self.d.spec.as_ref().and_then(|s| s.min_ready_seconds);
         if let Some(mut rs) = existing {
-            let revision = replicasets::revision(&rs).max(next_revision);
             let mut wanted = rs.metadata.annotations.clone().unwrap_or_default();
-            let copied = replicasets::annotations(&self.d, revision, 0, 0);
-            for (k, v) in copied.into_iter().filter(|(k, _)| k != DESIRED_REPLICAS && k != MAX_REPLICAS) {
-                wanted.insert(k, v);
-            }
+            let copied = replicasets::copy_annotations(&self.d, &mut wanted);
+            let bumped = revision::bump(&mut wanted, next_revision);
             let rs_min_ready = rs.spec.as_ref().and_then(|s| s.min_ready_seconds);
-            if rs.metadata.annotations.as_ref() != Some(&wanted) || rs_min_ready != min_ready {
+            if copied || bumped || rs_min_ready != min_ready {
                 let patch = serde_json::json!({
                     "metadata": { "resourceVersion": rs.metadata.resource_version, "annotations": wanted },
                     "spec": { "minReadySeconds": min_ready },
@@ -152,8 +153,9 @@ impl Sync {
                 rs = self.api.patch(&rs.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(self.api_error("update replica set"))?;
             }
             self.set_revision(replicasets::revision(&rs)).await?;
+            let has_deadline = conditions::has_progress_deadline(&self.d);
             let status = self.d.status.get_or_insert_with(Default::default);
-            if conditions::get(status, conditions::PROGRESSING).is_none() {
+            if has_deadline && conditions::get(status, conditions::PROGRESSING).is_none() {
                 let message = format!("Found new replica set {:?}", rs.name_any());
                 conditions::set(status, conditions::condition("True", conditions::PROGRESSING, conditions::FOUND_NEW_RS, message, Timestamp::now()));
             }
@@ -187,14 +189,14 @@ impl Sync {
     /// (the cache lagged), use it; otherwise raise the collision count so the next hash differs.
     async fn adopt_existing_or_collide(&mut self, name: &str) -> Result<ReplicaSet, Error> {
         let existing = self.api.get(name).await.map_err(self.api_error("get replica set"))?;
-        let ours = ownership::controller_of(&existing.metadata).is_some_and(|o| o.uid == self.uid());
-        let template = self.d.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
-        let same = existing.spec.as_ref().and_then(|s| s.template.as_ref()).is_some_and(|t| replicasets::same_template(t, &template));
-        if ours && same {
+        if replicasets::runs_current_template(&self.d, &existing) {
             return Ok(existing);
         }
         let status = self.d.status.get_or_insert_with(Default::default);
-        status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
+        let count = status.collision_count.unwrap_or(0);
+        let bumped = count.saturating_add(1);
+        tracing::info!(deployment = %self.key, replicaset = name, from = count, to = bumped, "found a hash collision; bumping collisionCount to resolve it");
+        status.collision_count = Some(bumped);
         self.write_status().await?;
         Err(Error::HashCollision(name.to_string()))
     }
@@ -238,6 +240,7 @@ impl Sync {
         if progress {
             let new_name = new.map(|rs| rs.name_any());
             requeue = conditions::update_progress(&self.d, &mut status, new_name.as_deref(), now);
+            conditions::apply_replica_failure(&mut status, all, new);
         }
         if self.stored_status.as_ref() != Some(&status) {
             self.d.status = Some(status);

@@ -83,8 +83,9 @@ cmd_up() {
   apiserver=$(stock::build_kube kube-apiserver) || util::die "failed to build kube-apiserver"
   stock::install_kubectl_helm >/dev/null || util::die "failed to unpack kubectl and helm"
   components::build "$REPO_ROOT"
-  local controllers scheduler agent
+  local controllers scheduler agent proxy
   controllers=$(components::binary "$REPO_ROOT" controllers)
+  proxy=$(components::binary "$REPO_ROOT" service-proxy)
   scheduler=$(components::binary "$REPO_ROOT" scheduler)
   agent=$(components::binary "$REPO_ROOT" node-agent)
 
@@ -113,11 +114,13 @@ cmd_up() {
   done
   if [[ -n $controllers ]]; then components::start_controllers "$controllers"; fi
   if [[ -n $scheduler ]]; then components::start_scheduler "$scheduler"; fi
+  if [[ -n $proxy ]]; then components::start_service_proxy "$proxy"; fi
 
   # A bad flag or config makes a component exit at once: report that before any long wait.
   local started_components=()
   [[ -n $controllers ]] && started_components+=(rudder-controllers)
   [[ -n $scheduler ]] && started_components+=(rudder-scheduler)
+  [[ -n $proxy ]] && started_components+=(rudder-service-proxy)
   if [[ -n $agent ]]; then
     for ((n = 1; n <= RUDDER_NODES; n++)); do started_components+=("$(nodes::agent_daemon "$(nodes::name "$n")")"); done
   fi

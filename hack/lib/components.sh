@@ -63,6 +63,21 @@ components::start_scheduler() {
     --health-bind-address 127.0.0.1:10259
 }
 
+# components::start_service_proxy BINARY: one proxy for the host's network namespace, which every local
+# node shares, so it serves NodePorts on all node IPs; traffic-policy Local counts node 1's endpoints only.
+# It authenticates as system:kube-proxy, which the bootstrap policy binds to system:node-proxier.
+components::start_service_proxy() {
+  local bin=$1
+  components::restart_if_rebuilt rudder-service-proxy "$bin"
+  util::start_daemon rudder-service-proxy "$bin" \
+    --kubeconfig "$RUDDER_HOME/service-proxy.kubeconfig" \
+    --health-bind-address 127.0.0.1:10256 \
+    --node-name "$(nodes::name 1)" \
+    --node-ip "$(nodes::ip 1)" \
+    --nodeport-addresses 127.0.1.0/24 \
+    --cluster-cidr 10.244.0.0/16
+}
+
 # components::wait_default_sa waits for the `default` ServiceAccount in `default` (made by the
 # serviceaccount controller in rudder-controllers).
 components::wait_default_sa() {
@@ -84,6 +99,9 @@ components::check_alive() {
 }
 
 components::stop() {
+  util::stop_daemon rudder-service-proxy 15
+  # Like kube-proxy it leaves its rules in place when it stops; the cluster going away takes them.
+  if nft list table ip rudder-proxy >/dev/null 2>&1; then nft delete table ip rudder-proxy; fi
   util::stop_daemon rudder-scheduler 15
   util::stop_daemon rudder-controllers 15
 }

@@ -71,9 +71,11 @@ pki::ensure_control_plane() {
   pki::ensure_cert "$d/admin" "/O=system:masters/CN=kubernetes-admin" clientAuth
   pki::ensure_cert "$d/controllers" "/CN=system:rudder:controllers" clientAuth
   pki::ensure_cert "$d/scheduler" "/CN=system:kube-scheduler" clientAuth
+  pki::ensure_cert "$d/service-proxy" "/CN=system:kube-proxy" clientAuth
   pki::write_kubeconfig "$RUDDER_HOME/admin.kubeconfig" kubernetes-admin "$d/admin"
   pki::write_kubeconfig "$RUDDER_HOME/controllers.kubeconfig" system:rudder:controllers "$d/controllers"
   pki::write_kubeconfig "$RUDDER_HOME/scheduler.kubeconfig" system:kube-scheduler "$d/scheduler"
+  pki::write_kubeconfig "$RUDDER_HOME/service-proxy.kubeconfig" system:kube-proxy "$d/service-proxy"
 }
 
 # pki::ensure_node NODE IP makes the node agent's client and serving certs and its kubeconfig.

@@ -8,4 +8,5 @@ mod kubelet_api;
 mod manifests;
 mod namespaces;
 mod scaling;
+mod services;
 mod walkthrough;

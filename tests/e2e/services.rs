@@ -1,0 +1,111 @@
+//! Services: EndpointSlices and Endpoints follow the pods, and the service proxy's nftables rules carry
+//! traffic for the ClusterIP to every ready endpoint.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{ListParams, PostParams};
+use rudder_e2e::{TestNamespace, wait};
+
+use crate::common::{live_pods, setup, wait_deployment_ready, wait_running_pods};
+
+/// Ready endpoint addresses over all of the service's slices.
+async fn ready_endpoints(ns: &TestNamespace, service: &str) -> anyhow::Result<Vec<String>> {
+    let lp = ListParams::default().labels(&format!("kubernetes.io/service-name={service}"));
+    let slices = ns.api::<EndpointSlice>().list(&lp).await?.items;
+    let mut ips: Vec<String> = slices
+        .into_iter()
+        .flat_map(|s| s.endpoints)
+        .filter(|e| e.conditions.as_ref().and_then(|c| c.ready) == Some(true))
+        .flat_map(|e| e.addresses)
+        .collect();
+    ips.sort();
+    Ok(ips)
+}
+
+/// Runs `count` HTTP GETs of `/?<tag>-<i>` against ip:80 from inside `client`, with bash's /dev/tcp.
+async fn get_from_pod(ns: &TestNamespace, client: &str, ip: &str, tag: &str, count: usize) -> anyhow::Result<String> {
+    let script = format!(
+        "for i in $(seq 1 {count}); do exec 3<>/dev/tcp/{ip}/80 && printf 'GET /?{tag}-$i HTTP/1.0\\r\\n\\r\\n' >&3 && head -1 <&3; exec 3<&-; done"
+    );
+    ns.kubectl(&["exec", client, "--", "bash", "-c", &script]).await
+}
+
+/// How many requests tagged `tag` each pod's access log shows.
+async fn hits(ns: &TestNamespace, pods: &[Pod], tag: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+    let mut out = BTreeMap::new();
+    for pod in pods {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let logs = ns.kubectl(&["logs", &name]).await?;
+        out.insert(name, logs.lines().filter(|l| l.contains(&format!("GET /?{tag}-"))).count());
+    }
+    Ok(out)
+}
+
+fn proxy_rules() -> String {
+    Command::new("nft")
+        .args(["list", "table", "ip", "rudder-proxy"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn cluster_ip_reaches_every_ready_endpoint_and_follows_scaling() -> anyhow::Result<()> {
+    let (_cluster, ns) = setup("services").await?;
+    ns.kubectl(&["create", "deployment", "k8s-nginx", "--image=nginx", "-r", "3"]).await?;
+    let out = ns.kubectl(&["expose", "deployment", "k8s-nginx", "--port=80"]).await?;
+    assert!(out.contains("service/k8s-nginx exposed"), "{out}");
+    let client: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "client" },
+        "spec": { "containers": [{ "name": "main", "image": "nginx" }] }
+    }))?;
+    ns.api::<Pod>().create(&PostParams::default(), &client).await?;
+    wait_deployment_ready(&ns, "k8s-nginx", 3).await?;
+    let pods = wait_running_pods(&ns, "app=k8s-nginx", 3).await?;
+    wait_running_pods(&ns, "", 4).await?;
+
+    let mut pod_ips: Vec<String> = pods.iter().filter_map(|p| p.status.as_ref()?.pod_ip.clone()).collect();
+    pod_ips.sort();
+    wait::until("an EndpointSlice with the 3 pod IPs", Duration::from_secs(30), || async {
+        let ips = ready_endpoints(&ns, "k8s-nginx").await?;
+        Ok(if ips == pod_ips { Ok(()) } else { Err(format!("{ips:?}")) })
+    })
+    .await?;
+    let legacy = ns.api::<Endpoints>().get("k8s-nginx").await?;
+    let addresses = legacy.subsets.unwrap_or_default().into_iter().flat_map(|s| s.addresses.unwrap_or_default()).count();
+    assert_eq!(addresses, 3, "the legacy Endpoints object lists the 3 pods");
+
+    let cluster_ip = ns.api::<Service>().get("k8s-nginx").await?.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
+    let answers = get_from_pod(&ns, "client", &cluster_ip, "spread", 30).await?;
+    assert_eq!(answers.lines().filter(|l| l.starts_with("HTTP/1.1 200")).count(), 30, "{answers}");
+    let spread = hits(&ns, &pods, "spread").await?;
+    assert!(spread.values().all(|n| *n > 0), "every ready endpoint answers: {spread:?}");
+    assert_eq!(spread.values().sum::<usize>(), 30);
+
+    // Scale to 1: the slice and the rules follow, so every request reaches the survivor.
+    ns.kubectl(&["scale", "deployment", "k8s-nginx", "--replicas=1"]).await?;
+    let survivor = wait_running_pods(&ns, "app=k8s-nginx", 1).await?;
+    let survivor_ip = survivor[0].status.as_ref().and_then(|s| s.pod_ip.clone()).unwrap_or_default();
+    wait::until("the slice to hold only the survivor", Duration::from_secs(30), || async {
+        let ips = ready_endpoints(&ns, "k8s-nginx").await?;
+        Ok(if ips == [survivor_ip.clone()] { Ok(()) } else { Err(format!("{ips:?}")) })
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let answers = get_from_pod(&ns, "client", &cluster_ip, "after", 10).await?;
+    assert_eq!(answers.lines().filter(|l| l.starts_with("HTTP/1.1 200")).count(), 10, "{answers}");
+    let after = hits(&ns, &live_pods(&ns, "app=k8s-nginx").await?, "after").await?;
+    assert_eq!(after.values().sum::<usize>(), 10, "all to the survivor: {after:?}");
+
+    // Deleting the service takes its rules away.
+    assert!(proxy_rules().contains(&cluster_ip), "the ClusterIP is in the proxy's table");
+    ns.kubectl(&["delete", "service", "k8s-nginx"]).await?;
+    wait::until("the ClusterIP to leave the proxy's table", Duration::from_secs(10), || async {
+        Ok(if proxy_rules().contains(&cluster_ip) { Err("still there".to_owned()) } else { Ok(()) })
+    })
+    .await
+}

@@ -6,6 +6,7 @@ mod failures;
 mod garbage_collection;
 mod kubelet_api;
 mod manifests;
+mod rollout;
 mod namespaces;
 mod scaling;
 mod services;

@@ -5,6 +5,7 @@ pub mod client;
 pub mod flags;
 pub mod health;
 pub mod logging;
+pub mod quantity;
 pub mod shutdown;
 
 pub use flags::CommonFlags;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::quantity;
+use component_base::quantity;
 
 /// Node agent flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -188,12 +188,12 @@ impl Flags {
         let capacity_cpu_milli = self
             .capacity_cpu
             .as_deref()
-            .map(|q| quantity::milli(q).ok().filter(|v| *v > 0).ok_or_else(|| bad("capacity-cpu", q, "not a positive quantity")))
+            .map(|q| quantity::parse_milli_value(q).ok().filter(|v| *v > 0).ok_or_else(|| bad("capacity-cpu", q, "not a positive quantity")))
             .transpose()?;
         let capacity_memory_bytes = self
             .capacity_memory
             .as_deref()
-            .map(|q| quantity::whole(q).ok().filter(|v| *v > 0).ok_or_else(|| bad("capacity-memory", q, "not a positive quantity")))
+            .map(|q| quantity::parse_value(q).ok().filter(|v| *v > 0).ok_or_else(|| bad("capacity-memory", q, "not a positive quantity")))
             .transpose()?;
         if self.max_pods == 0 {
             return Err(bad("max-pods", "0", "must be positive"));

@@ -8,6 +8,5 @@ pub mod metrics;
 pub mod node;
 pub mod objects;
 pub mod pod;
-pub mod quantity;
 pub mod runtime;
 pub mod volumes;

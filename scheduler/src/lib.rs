@@ -11,7 +11,6 @@ pub mod leader_election;
 pub mod metrics;
 pub mod plugins;
 pub mod pod_status;
-pub mod quantity;
 pub mod queue;
 pub mod resources;
 pub mod scheduler;

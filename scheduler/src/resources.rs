@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::quantity;
+use component_base::quantity;
 
 /// CPU counted for a container that requests none, when scoring (upstream's 0.1 core).
 pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;

@@ -2,7 +2,7 @@
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 
-use crate::quantity;
+use component_base::quantity;
 
 /// What the downward API may expose besides the pod itself.
 #[derive(Debug, Clone, Default)]
@@ -71,17 +71,18 @@ pub fn resource_value(container: &Container, resource: &str, divisor: Option<&st
         "requests" => resources.and_then(|r| r.requests.as_ref()),
         _ => return Err(bad()),
     };
-    let set = map.and_then(|m| m.get(name)).map(|q| quantity::parse(&q.0).map_err(|_| bad())).transpose()?;
+    // Exact integer arithmetic in thousandths, so `divisor: 1m` of `cpu: 250m` gives 250.
+    let set = map.and_then(|m| m.get(name)).map(|q| quantity::milli_value(q).map_err(|_| bad())).transpose()?;
     let value = match (set, name) {
         (Some(v), _) => v,
         // Unset limits read as the node's allocatable, like upstream.
-        (None, "cpu") if kind == "limits" => node.cpu_milli as f64 / 1000.0,
-        (None, "memory") if kind == "limits" => node.memory_bytes as f64,
-        (None, "ephemeral-storage" | "cpu" | "memory") => 0.0,
+        (None, "cpu") if kind == "limits" => node.cpu_milli,
+        (None, "memory") if kind == "limits" => node.memory_bytes.saturating_mul(1000),
+        (None, "ephemeral-storage" | "cpu" | "memory") => 0,
         _ => return Err(bad()),
     };
-    let divisor = divisor.map(|d| quantity::parse(d).map_err(|_| bad())).transpose()?.filter(|d| *d > 0.0).unwrap_or(1.0);
-    Ok(format!("{}", (value / divisor).ceil() as i64))
+    let divisor = divisor.map(|d| quantity::parse_milli_value(d).map_err(|_| bad())).transpose()?.filter(|d| *d > 0).unwrap_or(1000);
+    Ok(format!("{}", value.div_euclid(divisor) + i64::from(value.rem_euclid(divisor) != 0)))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use k8s_cri::v1 as cri;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSecurityContext, SecurityContext};
 
-use crate::quantity;
+use component_base::quantity;
 use crate::runtime::labels;
 
 const CPU_PERIOD: i64 = 100_000;
@@ -100,10 +100,10 @@ pub fn resources(container: &Container, node_memory_bytes: i64) -> cri::LinuxCon
     let get = |m: &Option<std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
         m.as_ref().and_then(|m| m.get(key)).map(|q| q.0.clone())
     };
-    let cpu_limit = get(&r.limits, "cpu").and_then(|q| quantity::milli(&q).ok());
-    let cpu_request = get(&r.requests, "cpu").and_then(|q| quantity::milli(&q).ok()).or(cpu_limit);
-    let memory_limit = get(&r.limits, "memory").and_then(|q| quantity::whole(&q).ok());
-    let memory_request = get(&r.requests, "memory").and_then(|q| quantity::whole(&q).ok()).or(memory_limit);
+    let cpu_limit = get(&r.limits, "cpu").and_then(|q| quantity::parse_milli_value(&q).ok());
+    let cpu_request = get(&r.requests, "cpu").and_then(|q| quantity::parse_milli_value(&q).ok()).or(cpu_limit);
+    let memory_limit = get(&r.limits, "memory").and_then(|q| quantity::parse_value(&q).ok());
+    let memory_request = get(&r.requests, "memory").and_then(|q| quantity::parse_value(&q).ok()).or(memory_limit);
     let mut out = cri::LinuxContainerResources {
         cpu_shares: cpu_request.map_or(MIN_SHARES, |m| (m * 1024 / 1000).max(MIN_SHARES)),
         ..Default::default()

@@ -1,6 +1,5 @@
-//! Parses Kubernetes resource quantities (`500m`, `1.5Gi`, `2e3`) into integers the way the scheduler needs
-//! them: CPU in millicores and everything else in base units, both rounded up like upstream's
-//! `MilliValue()` / `Value()`.
+//! Kubernetes resource quantities (`500m`, `1.5Gi`, `2e3`) as exact integers: CPU in millicores and
+//! everything else in base units, both rounded up like upstream's `MilliValue()` / `Value()`.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
@@ -27,12 +26,22 @@ struct Parsed {
 
 /// The value in base units (bytes, pods, devices), rounded up.
 pub fn value(q: &Quantity) -> Result<i64> {
-    scaled(&q.0, 0)
+    parse_value(&q.0)
 }
 
 /// The value in thousandths (millicores for CPU), rounded up.
 pub fn milli_value(q: &Quantity) -> Result<i64> {
-    scaled(&q.0, 3)
+    parse_milli_value(&q.0)
+}
+
+/// [`value`] of quantity text, as found in flags and annotations.
+pub fn parse_value(text: &str) -> Result<i64> {
+    scaled(text.trim(), 0)
+}
+
+/// [`milli_value`] of quantity text.
+pub fn parse_milli_value(text: &str) -> Result<i64> {
+    scaled(text.trim(), 3)
 }
 
 fn scaled(text: &str, extra_exponent: i32) -> Result<i64> {

@@ -115,7 +115,7 @@ conformance::run() {
 
   # Ginkgo's own flags, without prefix: e2e.test takes them as --ginkgo.NAME, the ginkgo CLI as --NAME.
   local ginkgo_flags=(
-    "label-filter=$label_filter" "timeout=$timeout" "no-color"
+    "label-filter=$label_filter" "timeout=$timeout" "no-color" "silence-skips"
     "junit-report=$report_dir/junit.xml" "json-report=$report_dir/report.json"
   )
   [[ -n $focus ]] && ginkgo_flags+=("focus=$focus")

@@ -51,12 +51,16 @@ def outcome(spec):
     """Maps a spec's Ginkgo state to a scoreboard column.
 
     A spec left out by the filters is reported "skipped" without ever being attempted; one skipped at run
-    time (e.g. "Only supported for providers [gce]") has at least one attempt. Every other state that is
-    not a pass (failed, panicked, timedout, interrupted, aborted) is a failure.
+    time (e.g. "Only supported for providers [gce]") has at least one attempt. An interrupted spec did not
+    run to a verdict either. Every other state that is not a pass (failed, panicked, timedout, aborted) is
+    a failure.
     """
     state = spec.get("State", "")
     if state == "passed":
         return PASSED
+    if state == "interrupted":
+        # Stopped from outside (SIGTERM, --timeout): it did not run to a verdict.
+        return NOT_RUN
     if state in ("skipped", "pending"):
         return SKIPPED if spec.get("NumAttempts", 0) > 0 else NOT_RUN
     return FAILED
@@ -75,9 +79,10 @@ def reason(spec):
 
 
 def score(reports):
-    """Returns (table, failures, suite_failures, wall_ns) from the report's suites."""
+    """Returns (table, failures, suite_failures, wall_ns, interrupted) from the report's suites."""
     table = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
     failures, suite_failures, wall_ns = [], [], 0
+    interrupted = 0
     for suite in reports:
         wall_ns += suite.get("RunTime") or 0
         for spec in suite.get("SpecReports") or []:
@@ -89,9 +94,10 @@ def score(reports):
                 continue
             column = outcome(spec)
             table[sig_of(spec)][column] += 1
+            interrupted += spec.get("State") == "interrupted"
             if column == FAILED:
                 failures.append((full_name(spec), reason(spec)))
-    return table, failures, suite_failures, wall_ns
+    return table, failures, suite_failures, wall_ns, interrupted
 
 
 def duration(seconds):
@@ -101,7 +107,7 @@ def duration(seconds):
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def render(table, failures, suite_failures, wall_seconds, expected):
+def render(table, failures, suite_failures, wall_seconds, expected, interrupted=0):
     out = []
     header = f"{'SIG':<24}" + "".join(f"{c:>9}" for c in COLUMNS)
     out.append(header)
@@ -119,9 +125,11 @@ def render(table, failures, suite_failures, wall_seconds, expected):
     out.append("")
     out.append(
         f"PASSED {totals[PASSED]} of {expected} conformance tests "
-        f"({ran} selected: {totals[PASSED]} passed, {totals[FAILED]} failed, {totals[SKIPPED]} skipped; "
+        f"({ran} run to a verdict: {totals[PASSED]} passed, {totals[FAILED]} failed, {totals[SKIPPED]} skipped; "
         f"{seen} conformance tests in the report); wall time {duration(wall_seconds)}"
     )
+    if interrupted:
+        out.append(f"INTERRUPTED: {interrupted} tests were stopped before a verdict (counted as not run)")
     if suite_failures:
         out.append("")
         out.append(f"SUITE FAILURES ({len(suite_failures)}): no test runs after these")
@@ -151,9 +159,9 @@ def main(argv):
     if not isinstance(reports, list):
         print(f"failed to read the report {args.report}: not a list of suite reports", file=sys.stderr)
         return 2
-    table, failures, suite_failures, wall_ns = score(reports)
+    table, failures, suite_failures, wall_ns, interrupted = score(reports)
     wall = args.wall_seconds if args.wall_seconds is not None else wall_ns / 1e9
-    print(render(table, failures, suite_failures, wall, args.expected))
+    print(render(table, failures, suite_failures, wall, args.expected, interrupted))
     return 1 if failures or suite_failures else 0
 
 

@@ -34,6 +34,7 @@ class OutcomeTest(unittest.TestCase):
             ("panicked counts as failed", "panicked", 1, sb.FAILED),
             ("skipped at run time", "skipped", 1, sb.SKIPPED),
             ("left out by the filters", "skipped", 0, sb.NOT_RUN),
+            ("interrupted has no verdict", "interrupted", 1, sb.NOT_RUN),
         ]
         for name, state, attempts, want in cases:
             with self.subTest(name):
@@ -66,12 +67,13 @@ class ScoreTest(unittest.TestCase):
             spec(["[sig-node] Pods"], "not conformance", "failed", labels=(), message="ignored"),
             spec([], "", "failed", node="SynchronizedBeforeSuite", labels=(), message="no client"),
         ]}
-        table, failures, suite_failures, wall_ns = sb.score([suite])
+        table, failures, suite_failures, wall_ns, interrupted = sb.score([suite])
         self.assertEqual(table["sig-apps"], {sb.PASSED: 1, sb.FAILED: 1, sb.SKIPPED: 0, sb.NOT_RUN: 0})
         self.assertEqual(table["sig-node"][sb.NOT_RUN], 1)
         self.assertEqual(failures, [("[sig-apps] Deployment bad [Conformance]", "boom")])
         self.assertEqual(suite_failures, [("SynchronizedBeforeSuite", "no client")])
         self.assertEqual(wall_ns, 90_000_000_000)
+        self.assertEqual(interrupted, 0)
         text = sb.render(table, failures, suite_failures, wall_ns / 1e9, 441)
         self.assertIn("PASSED 1 of 441 conformance tests", text)
         self.assertIn("wall time 1m30s", text)

@@ -43,6 +43,9 @@ results=$(mktemp)
 cargo test --release --workspace --exclude rudder-e2e --lib --bins --tests 2>&1 | tee -a "$results"
 export KUBECONFIG="$RUDDER_HOME/admin.kubeconfig"
 cargo test --release -p rudder-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" 2>&1 | tee -a "$results"
+# A small, stable focus of the upstream conformance suite (hack/conformance.sh --ci), so regressions show.
+hack/conformance.sh --ci
+
 # These stop a node: alone, after the others.
 cargo test --release -p rudder-e2e --test e2e_serial -- --test-threads=1 2>&1 | tee -a "$results"
 

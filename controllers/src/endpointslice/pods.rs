@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, Service, ServicePort};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Service, ServicePort};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// The pod's Ready condition is True.
@@ -73,6 +73,22 @@ pub fn target_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
             })
         }
     }
+}
+
+/// The reference an endpoint keeps to the pod behind it.
+pub fn target_ref(pod: &Pod) -> ObjectReference {
+    ObjectReference {
+        kind: Some("Pod".into()),
+        namespace: pod.metadata.namespace.clone(),
+        name: pod.metadata.name.clone(),
+        uid: pod.metadata.uid.clone(),
+        ..Default::default()
+    }
+}
+
+/// The node the pod is bound to, if any.
+pub fn node_name(pod: &Pod) -> Option<String> {
+    pod.spec.as_ref().and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty())
 }
 
 /// Upstream sets an endpoint's hostname when the pod asks for one under this service's subdomain.

@@ -9,5 +9,6 @@ mod manifests;
 mod rollout;
 mod namespaces;
 mod scaling;
+mod scheduling;
 mod services;
 mod walkthrough;

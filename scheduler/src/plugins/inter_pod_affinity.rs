@@ -113,10 +113,8 @@ impl FilterPlugin for InterPodAffinity {
         let count = |map: &HashMap<Domain, i64>, key: &str| {
             label(n, key).and_then(|v| map.get(&(key.to_string(), v.to_string()))).copied().unwrap_or(0)
         };
-        let labels = n.metadata.labels.iter().flatten();
-        if labels.into_iter().any(|(k, _)| count(&s.existing_anti, k) > 0) {
-            return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
-        }
+        // Upstream's order, which decides the reason reported: the pod's own affinity, its own
+        // anti-affinity, then existing pods' anti-affinity toward it.
         let req = &s.terms.required_affinity;
         let all_domains_match = req.iter().all(|t| count(&s.affinity, &t.topology_key) > 0);
         // The first pod of a group that selects itself may go anywhere its topology keys exist.
@@ -128,6 +126,10 @@ impl FilterPlugin for InterPodAffinity {
         }
         if s.terms.required_anti_affinity.iter().any(|t| count(&s.anti, &t.topology_key) > 0) {
             return Status::unschedulable(ERR_REASON_ANTI_AFFINITY);
+        }
+        let mut labels = n.metadata.labels.iter().flatten();
+        if labels.any(|(k, _)| count(&s.existing_anti, k) > 0) {
+            return Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY);
         }
         Status::success()
     }

@@ -75,6 +75,12 @@ fn filter() {
             Ok((Status::unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY), ok.clone())),
         ),
         (
+            "mutual anti-affinity reports the pod's own rule first, like upstream",
+            with_affinity(labelled("p", "web"), anti("web")),
+            two_nodes(vec![with_affinity(labelled("x", "web"), anti("web"))], vec![]),
+            Ok((Status::unschedulable(ERR_REASON_ANTI_AFFINITY), ok.clone())),
+        ),
+        (
             "affinity needs a matching pod in the domain",
             with_affinity(labelled("p", "web"), affinity("cache")),
             two_nodes(vec![], vec![labelled("c", "cache")]),

@@ -86,12 +86,18 @@ async fn pod_too_big_for_any_node_stays_pending_with_failed_scheduling() -> anyh
     .await?;
     assert!(message.starts_with(&expected), "message {message:?} starts with {expected:?}");
 
-    let pod = pods.get("huge").await?;
-    let status = pod.status.unwrap_or_default();
-    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    // The event and the status patch are separate writes: wait for the condition as well.
+    let pod = wait::until("PodScheduled=False/Unschedulable", Duration::from_secs(30), || async {
+        let pod = pods.get("huge").await?;
+        let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        let scheduled = conditions.into_iter().find(|c| c.type_ == "PodScheduled");
+        Ok(match scheduled {
+            Some(c) if c.status == "False" && c.reason.as_deref() == Some("Unschedulable") => Ok(pod),
+            other => Err(format!("{other:?}")),
+        })
+    })
+    .await?;
+    assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
     assert!(pod.spec.and_then(|s| s.node_name).is_none(), "never bound");
-    let scheduled = status.conditions.unwrap_or_default().into_iter().find(|c| c.type_ == "PodScheduled");
-    let scheduled = scheduled.expect("PodScheduled condition");
-    assert_eq!((scheduled.status.as_str(), scheduled.reason.as_deref()), ("False", Some("Unschedulable")));
     Ok(())
 }

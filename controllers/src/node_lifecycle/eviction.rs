@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, Taint};
+use kube::Resource as _;
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::runtime::controller::{self, Action, Controller};
@@ -92,17 +93,6 @@ fn key(pod: &Pod) -> String {
     format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default())
 }
 
-fn reference(pod: &Pod) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        namespace: pod.metadata.namespace.clone(),
-        name: pod.metadata.name.clone(),
-        uid: pod.metadata.uid.clone(),
-        ..Default::default()
-    }
-}
-
 impl Context {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Watched>> {
         self.watched.lock().unwrap_or_else(|p| p.into_inner())
@@ -113,7 +103,7 @@ impl Context {
         let was_scheduled = self.lock().remove(&key(pod)).is_some_and(|w| w.scheduled);
         if was_scheduled {
             let note = format!("Cancelling deletion of Pod {}", key(pod));
-            self.events.normal(&reference(pod), None, "TaintManagerEviction", "CancelEviction", note).await;
+            self.events.normal(&pod.object_ref(&()), None, "TaintManagerEviction", "CancelEviction", note).await;
         }
     }
 
@@ -166,7 +156,7 @@ async fn reconcile(pod: Arc<Pod>, ctx: Arc<Context>) -> Result<Action, writes::E
         Eviction::At(_) | Eviction::Now => {
             let note = format!("Marking for deletion Pod {}", key(&pod));
             tracing::info!(pod = %key(&pod), node = node_name.unwrap_or_default(), "deleting pod: it does not tolerate its node's NoExecute taints (or no longer)");
-            ctx.events.normal(&reference(&pod), None, "TaintManagerEviction", "Evict", note).await;
+            ctx.events.normal(&pod.object_ref(&()), None, "TaintManagerEviction", "Evict", note).await;
             let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
             writes::evict_pod(&Api::namespaced(ctx.client.clone(), namespace), &pod, now).await?;
             ctx.lock().remove(&key(&pod));

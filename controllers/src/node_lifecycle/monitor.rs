@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::Resource as _;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod};
 use k8s_openapi::jiff::Timestamp;
@@ -45,17 +46,6 @@ pub struct Monitor {
 
 fn node_reference(name: &str, uid: Option<String>) -> ObjectReference {
     ObjectReference { api_version: Some("v1".into()), kind: Some("Node".into()), name: Some(name.to_string()), uid, ..Default::default() }
-}
-
-fn pod_reference(pod: &Pod) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        namespace: pod.metadata.namespace.clone(),
-        name: pod.metadata.name.clone(),
-        uid: pod.metadata.uid.clone(),
-        ..Default::default()
-    }
 }
 
 impl Monitor {
@@ -218,7 +208,7 @@ impl Monitor {
             match writes::mark_pod_not_ready(&Api::namespaced(self.client.clone(), namespace), pod, now).await {
                 Ok(true) => {
                     tracing::info!(node, pod = pod.metadata.name.as_deref().unwrap_or_default(), "marked pod not ready");
-                    self.events.warning(&pod_reference(pod), None, "NodeNotReady", "MarkNotReady", "Node is not ready".to_string()).await;
+                    self.events.warning(&pod.object_ref(&()), None, "NodeNotReady", "MarkNotReady", "Node is not ready".to_string()).await;
                 }
                 Ok(false) => {}
                 Err(error) => tracing::warn!(node, %error, "could not mark pod not ready; retrying next pass"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a whole rudder cluster on this machine: stock etcd and kube-apiserver, rudder's controllers and
-# scheduler, and N nodes (each a containerd plus a rudder-node-agent). The contract (paths, addresses,
+# Runs a whole rudder cluster on this machine: stock etcd and kube-apiserver, stock CoreDNS for cluster
+# DNS, rudder's controllers, scheduler and service proxy, and N nodes (each a containerd plus a
+# rudder-node-agent). The contract (paths, addresses,
 # identities, flags) is hack/README.md.
 #
 #   hack/local-cluster.sh up [--nodes N] [--no-default-kubeconfig]   start or update (re-runnable)
@@ -24,7 +25,7 @@ RUDDER_HOME=${RUDDER_HOME:-/var/lib/rudder}
 RUDDER_CACHE=${RUDDER_CACHE:-/var/cache/rudder}
 RUDDER_NODES=${RUDDER_NODES:-3}
 
-for lib in util stock pki controlplane containerd nodes components registry images; do
+for lib in util stock pki controlplane dns containerd nodes components registry images; do
   # registry.sh and images.sh come from another part of the project and may not exist yet.
   # shellcheck source=/dev/null
   if [[ -f $REPO_ROOT/hack/lib/$lib.sh ]]; then source "$REPO_ROOT/hack/lib/$lib.sh"; fi
@@ -78,9 +79,10 @@ cmd_up() {
   local started=$SECONDS
 
   util::ensure_host_packages
-  local etcd apiserver
+  local etcd apiserver coredns
   etcd=$(stock::build_etcd) || util::die "failed to build etcd"
   apiserver=$(stock::build_kube kube-apiserver) || util::die "failed to build kube-apiserver"
+  coredns=$(stock::build_coredns) || util::die "failed to build CoreDNS"
   stock::install_kubectl_helm >/dev/null || util::die "failed to unpack kubectl and helm"
   components::build "$REPO_ROOT"
   local controllers scheduler agent proxy
@@ -94,6 +96,7 @@ cmd_up() {
   controlplane::start_etcd "$etcd"
   controlplane::start_apiserver "$apiserver"
   controlplane::apply_rbac "$REPO_ROOT"
+  dns::start "$REPO_ROOT" "$coredns"
 
   if declare -F registry::start >/dev/null; then
     registry::start || util::die "failed to start the local registry; see $RUDDER_HOME/logs/registry.log"
@@ -107,7 +110,7 @@ cmd_up() {
   fi
 
   nodes::remove_extra "$RUDDER_NODES"
-  nodes::enable_ip_forward
+  nodes::enable_sysctls
   local n
   for ((n = 1; n <= RUDDER_NODES; n++)); do
     nodes::up "$n" "$agent"
@@ -121,6 +124,7 @@ cmd_up() {
   [[ -n $controllers ]] && started_components+=(rudder-controllers)
   [[ -n $scheduler ]] && started_components+=(rudder-scheduler)
   [[ -n $proxy ]] && started_components+=(rudder-service-proxy)
+  started_components+=(coredns)
   if [[ -n $agent ]]; then
     for ((n = 1; n <= RUDDER_NODES; n++)); do started_components+=("$(nodes::agent_daemon "$(nodes::name "$n")")"); done
   fi
@@ -156,13 +160,14 @@ cmd_down() {
     containerd::remove_bridge "${br#rudder-cni}"
   done
   containerd::clean_host_state
+  dns::stop
   if declare -F registry::stop >/dev/null; then
     registry::stop
   else
     util::stop_daemon registry 10
   fi
   controlplane::stop
-  nodes::restore_ip_forward
+  nodes::restore_sysctls
   util::unmount_under "$RUDDER_HOME"
   if [[ -d $RUDDER_HOME ]]; then
     rm -rf "${RUDDER_HOME:?}" || util::die "could not remove $RUDDER_HOME"

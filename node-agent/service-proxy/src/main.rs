@@ -25,9 +25,9 @@ struct Flags {
     #[arg(long, default_value = "10.244.0.0/16")]
     cluster_cidr: String,
 
-    /// Addresses (CIDRs, comma separated) NodePorts are served on; default: --node-ip. Reaching a
-    /// NodePort on a loopback address from the node itself also needs the sysctl
-    /// `net.ipv4.conf.all.route_localnet=1`, which this proxy does not set.
+    /// Addresses (CIDRs, comma separated) NodePorts are served on; default: --node-ip. A NodePort on a
+    /// loopback address also needs the sysctl `net.ipv4.conf.all.route_localnet=1`, which this proxy
+    /// leaves to whoever runs it; it does drop packets for loopback addresses from other hosts then.
     #[arg(long, value_delimiter = ',')]
     nodeport_addresses: Vec<String>,
 

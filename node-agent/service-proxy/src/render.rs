@@ -25,9 +25,17 @@ fn nodeport_addresses(config: &Config) -> String {
     format!("{{ {} }}", list.join(", "))
 }
 
+/// With `route_localnet` on (which NodePorts on loopback addresses need) the kernel would also accept
+/// packets for 127.0.0.0/8 from other hosts; like kube-proxy, drop those unless this table DNATed them.
+const LOCALNET_GUARD: &str = "ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8 ct state new,invalid ct status & dnat == 0 drop";
+
 /// The fixed part of the table: maps, hooks and helper chains, in `table { … }` body syntax.
 pub fn base(config: &Config) -> String {
     let np = nodeport_addresses(config);
+    let mut input = vec!["ct state new jump service-endpoints-check".to_string()];
+    if config.nodeport_addresses.iter().any(|cidr| cidr.network.is_loopback()) {
+        input.insert(0, LOCALNET_GUARD.to_string());
+    }
     let mut s = String::new();
     let _ = writeln!(s, "\tmap {SERVICE_IPS} {{ type ipv4_addr . inet_proto . inet_service : verdict; }}");
     let _ = writeln!(s, "\tmap {SERVICE_NODEPORTS} {{ type inet_proto . inet_service : verdict; }}");
@@ -38,7 +46,7 @@ pub fn base(config: &Config) -> String {
         ("nat-output", "type nat hook output priority -100; policy accept;", vec!["jump services".into()]),
         ("nat-postrouting", "type nat hook postrouting priority 100; policy accept;", vec!["jump masquerading".into()]),
         // Before DNAT, so a service without endpoints is still addressed by its cluster IP here.
-        ("filter-input", "type filter hook input priority -110; policy accept;", vec!["ct state new jump service-endpoints-check".into()]),
+        ("filter-input", "type filter hook input priority -110; policy accept;", input),
         ("filter-forward", "type filter hook forward priority -110; policy accept;", vec!["ct state new jump service-endpoints-check".into()]),
         ("filter-output", "type filter hook output priority -110; policy accept;", vec!["ct state new jump service-endpoints-check".into()]),
         (

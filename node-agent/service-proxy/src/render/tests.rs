@@ -153,3 +153,11 @@ fn base_table() {
     assert!(base.contains("type nat hook prerouting priority -100"));
     assert!(base.contains("masquerade fully-random"));
 }
+
+#[test]
+fn localnet_guard_only_with_loopback_nodeports() {
+    let guard = "ip daddr 127.0.0.0/8 ip saddr != 127.0.0.0/8";
+    assert!(base(&config()).contains(guard), "NodePorts on 127.0.1.1: remote packets for loopback dropped");
+    let routable = Config::new("n1", Ipv4Addr::new(192, 0, 2, 7), "10.244.0.0/16", &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!base(&routable).contains(guard), "no loopback NodePorts, no guard");
+}

@@ -18,9 +18,20 @@ struct Assumed {
     bound: bool,
 }
 
+/// Node and pod infos of the previous snapshot, keyed by the address of the object they were made from.
+/// The stores hand out the same `Arc` until an object changes, and each info holds its `Arc`, so an
+/// address cannot be reused for another object while its entry exists: an entry found is up to date.
+/// This keeps a cycle from re-parsing every node's allocatable and every pod's requests.
+#[derive(Default)]
+struct Memo {
+    nodes: HashMap<usize, NodeInfo>,
+    pods: HashMap<usize, PodInfo>,
+}
+
 #[derive(Default)]
 pub struct SchedulerCache {
     assumed: Mutex<HashMap<String, Assumed>>,
+    memo: Mutex<Memo>,
 }
 
 impl SchedulerCache {
@@ -55,27 +66,51 @@ impl SchedulerCache {
 
     /// Every node with the pods on it: bound pods from the store, then assumed pods not yet seen bound.
     pub fn snapshot(&self, nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> Snapshot {
-        let mut infos: Vec<NodeInfo> = nodes.iter().map(|n| NodeInfo::new(n.clone())).collect();
-        let index: HashMap<String, usize> = infos.iter().enumerate().map(|(i, n)| (n.name().to_string(), i)).collect();
-        let mut present: HashMap<String, bool> = HashMap::with_capacity(pods.len());
+        let mut memo = self.memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut old_nodes = std::mem::take(&mut memo.nodes);
+        let mut old_pods = std::mem::take(&mut memo.pods);
+        let mut infos: Vec<NodeInfo> = Vec::with_capacity(nodes.len());
+        for n in nodes {
+            let address = Arc::as_ptr(n) as usize;
+            let base = old_nodes.remove(&address).unwrap_or_else(|| NodeInfo::new(n.clone()));
+            infos.push(base.clone());
+            memo.nodes.insert(address, base);
+        }
+        let index: HashMap<&str, usize> = nodes.iter().enumerate().filter_map(|(i, n)| Some((n.metadata.name.as_deref()?, i))).collect();
+
+        let mut assumed = self.lock();
+        // Only assumed pods need to know whether the store has them (bound or not): look at those alone.
+        let assumed_names: std::collections::HashSet<&str> = assumed.keys().filter_map(|k| k.split_once('/').map(|(_, name)| name)).collect();
+        let mut present: HashMap<String, bool> = HashMap::with_capacity(assumed.len());
+        let mut placed: Vec<(usize, PodInfo)> = Vec::with_capacity(pods.len());
         for p in pods {
             let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
-            present.insert(pod_key(p), node.is_some());
-            if let Some(i) = node.and_then(|n| index.get(n))
-                && let Some(ni) = infos.get_mut(*i)
-            {
-                ni.add_pod(PodInfo::new(p.clone()));
+            if p.metadata.name.as_deref().is_some_and(|name| assumed_names.contains(name)) {
+                present.insert(pod_key(p), node.is_some());
+            }
+            let Some(i) = node.and_then(|n| index.get(n)) else { continue };
+            let address = Arc::as_ptr(p) as usize;
+            let info = old_pods.remove(&address).unwrap_or_else(|| PodInfo::new(p.clone()));
+            placed.push((*i, info.clone()));
+            memo.pods.insert(address, info);
+        }
+        drop(memo);
+        for (i, info) in placed {
+            if let Some(ni) = infos.get_mut(i) {
+                ni.add_pod(info);
             }
         }
-        let mut assumed = self.lock();
         assumed.retain(|key, a| match present.get(key) {
             Some(true) => false,   // the watch shows it bound: the store counts it now
             None if a.bound => false, // bound and since deleted
             _ => true,
         });
-        for a in assumed.values() {
-            if let Some(ni) = index.get(&a.node).and_then(|i| infos.get_mut(*i)) {
-                ni.add_pod(PodInfo::new(a.pod.clone()));
+        let by_name: HashMap<&str, usize> = infos.iter().enumerate().map(|(i, n)| (n.name(), i)).collect::<HashMap<_, _>>();
+        let targets: Vec<(usize, PodInfo)> =
+            assumed.values().filter_map(|a| Some((*by_name.get(a.node.as_str())?, PodInfo::new(a.pod.clone())))).collect();
+        for (i, info) in targets {
+            if let Some(ni) = infos.get_mut(i) {
+                ni.add_pod(info);
             }
         }
         Snapshot::new(infos)

@@ -13,6 +13,7 @@ pub const KILLING: &str = "Killing";
 pub const SANDBOX_CHANGED: &str = "SandboxChanged";
 pub const FAILED_CREATE_SANDBOX: &str = "FailedCreatePodSandBox";
 pub const FAILED_MOUNT: &str = "FailedMount";
+pub const UNHEALTHY: &str = "Unhealthy";
 
 /// Publishes events about pods; failures are logged, never fatal.
 #[derive(Clone)]

@@ -1,8 +1,10 @@
 //! A pod's volumes, materialized under `<root-dir>/pods/<uid>/volumes/<plugin>/<name>` and handed to the
-//! runtime as bind mounts: emptyDir, hostPath, configMap, secret, downwardAPI and projected (which carries
-//! the `kube-api-access-*` service-account token every pod gets).
+//! runtime as bind mounts: emptyDir (on tmpfs for medium Memory), hostPath, configMap, secret, downwardAPI
+//! and projected (which carries the `kube-api-access-*` service-account token every pod gets).
 
 pub mod atomic;
+pub mod etc_hosts;
+mod memory;
 mod payload;
 
 use std::collections::{BTreeMap, HashMap};
@@ -115,8 +117,12 @@ impl Volumes {
                 return Err(Error::Invalid { volume: name, message: "unsupported volume type".into() });
             };
             let dir = volumes_dir.join(plugin).join(&name);
-            if volume.empty_dir.is_some() {
-                // Writable by any user in the container, like upstream.
+            if let Some(empty_dir) = &volume.empty_dir {
+                mkdir(&dir, None)?;
+                if empty_dir.medium.as_deref() == Some("Memory") {
+                    memory::mount(&dir).map_err(|source| Error::Io { action: "mount tmpfs on", path: dir.clone(), source })?;
+                }
+                // Writable by any user in the container, like upstream (after the mount: the tmpfs root).
                 mkdir(&dir, Some(0o777))?;
             } else {
                 mkdir(&dir, Some(0o755))?;
@@ -155,6 +161,11 @@ impl Volumes {
     pub async fn teardown(&self, uid: &str) -> Result<()> {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner()).retain(|(u, _, _), _| u != uid);
         let dir = self.pod_dir(uid);
+        // Memory-backed emptyDirs first: removing files under a mount would only empty it.
+        let empty_dirs = dir.join("volumes").join("kubernetes.io~empty-dir");
+        for entry in std::fs::read_dir(&empty_dirs).into_iter().flatten().flatten() {
+            memory::unmount(&entry.path()).map_err(|source| Error::Io { action: "unmount", path: entry.path(), source })?;
+        }
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

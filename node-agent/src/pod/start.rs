@@ -10,10 +10,11 @@ use super::env;
 use super::lifecycle::{self, ImageOutcome, Observed};
 use super::plan::{Plan, Start, Waiting};
 use super::runtime_config::{self, ContainerParams};
+use super::termination;
 use super::worker::{Error, Worker};
 use crate::events::{self, reference};
 use crate::runtime::{PodSandboxConfig, Runtime, SandboxInfo, SandboxState};
-use crate::volumes;
+use crate::volumes::{self, etc_hosts};
 
 /// The pull policy the API server would default: Always for `:latest` or untagged images.
 fn pull_policy(c: &Container) -> String {
@@ -59,6 +60,24 @@ impl<R: Runtime> Worker<R> {
             }
         };
         Ok(Some(rt.sandbox_status(&id).await?))
+    }
+
+    /// The managed `/etc/hosts` for `container`, written with the sandbox's IPs, unless the pod or the
+    /// container keeps its own.
+    fn etc_hosts_mount(&self, pod: &Pod, container: &Container, pod_ips: &[String]) -> std::io::Result<Option<k8s_cri::v1::Mount>> {
+        if !(etc_hosts::managed_for_pod(pod) && etc_hosts::managed_for_container(container)) {
+            return Ok(None);
+        }
+        let content = etc_hosts::render(pod, pod_ips, &self.ctx.settings.cluster_domain);
+        let file = etc_hosts::write(&self.ctx.volumes.pod_dir(&self.uid), &content)?;
+        Ok(Some(etc_hosts::mount(&file)))
+    }
+
+    /// The mounts the agent adds to every instance: the managed `/etc/hosts` and the termination message file.
+    fn agent_mounts(&self, pod: &Pod, container: &Container, attempt: u32, pod_ips: &[String]) -> std::io::Result<Vec<k8s_cri::v1::Mount>> {
+        let hosts = self.etc_hosts_mount(pod, container, pod_ips)?;
+        let message = termination::prepare(&self.ctx.volumes.pod_dir(&self.uid), container, attempt)?;
+        Ok(hosts.into_iter().chain(message).collect())
     }
 
     /// Pulls, creates and starts one container; failures become its waiting reason.
@@ -112,7 +131,17 @@ impl<R: Runtime> Worker<R> {
             }
         }
         let mounts = match volumes::mounts(&container, self.prepared.as_ref().unwrap_or(&Default::default())) {
-            Ok(m) => m,
+            Ok(mut m) => match self.agent_mounts(pod, &container, start.attempt, &sandbox.ips) {
+                Ok(own) => {
+                    m.extend(own);
+                    m
+                }
+                Err(e) => {
+                    self.ctx.events.warning(&r, events::FAILED_MOUNT, format!("failed to prepare /etc/hosts or the termination message file: {e}")).await;
+                    self.failures.insert(container.name.clone(), fail("ContainerCreating", String::new()));
+                    return;
+                }
+            },
             Err(e) => {
                 self.ctx.events.warning(&r, events::FAILED, format!("Error: {e}")).await;
                 self.failures.insert(container.name.clone(), fail("CreateContainerConfigError", e.to_string()));
@@ -150,6 +179,8 @@ impl<R: Runtime> Worker<R> {
         }
         self.ctx.events.normal(&r, events::STARTED, format!("Started container {}", container.name)).await;
         self.failures.remove(&container.name);
+        let host = sandbox.ips.first().cloned().unwrap_or_else(|| self.ctx.settings.node_ip.clone());
+        self.post_start(pod, &container, &id, &host, self.grace_seconds(Some(pod))).await;
     }
 
     /// The Services whose variables go into the pod's environment: the namespace's (unless

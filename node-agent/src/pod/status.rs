@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::{Waiting, instances_by_name, nanos_to_timestamp};
+use super::probe;
 use crate::runtime::{ContainerInfo, ContainerState, SandboxInfo, SandboxState};
 
 /// Inputs of [`build`].
@@ -23,6 +24,8 @@ pub struct Input<'a> {
     /// Why containers without a running instance wait (back-offs, pull or create failures), by name.
     pub waiting: &'a BTreeMap<String, Waiting>,
     pub finished: Option<bool>,
+    /// Reported probe results by container id; containers without probes need none.
+    pub probes: &'a probe::Results,
     pub host_ip: &'a str,
     /// `containerd`, for container ids like `containerd://<id>`.
     pub runtime_name: &'a str,
@@ -65,8 +68,13 @@ fn waiting_state(w: Option<&Waiting>) -> ApiState {
     ApiState { waiting: Some(ContainerStateWaiting { reason: Some(reason), message }), ..Default::default() }
 }
 
-/// One container's status from its latest and previous instances.
-fn container_status(spec: &Container, latest: Option<(&ContainerInfo, Option<&ContainerInfo>)>, input: &Input<'_>) -> ContainerStatus {
+/// One container's status from its latest and previous instances. Init containers are never probed.
+fn container_status(
+    spec: &Container,
+    latest: Option<(&ContainerInfo, Option<&ContainerInfo>)>,
+    probed: bool,
+    input: &Input<'_>,
+) -> ContainerStatus {
     let image = spec.image.clone().unwrap_or_default();
     let waiting = input.waiting.get(&spec.name);
     let Some((latest, previous)) = latest else {
@@ -96,14 +104,19 @@ fn container_status(spec: &Container, latest: Option<(&ContainerInfo, Option<&Co
         ContainerState::Exited => (ApiState { terminated: Some(terminated(latest, rt)), ..Default::default() }, last_terminated(previous), false),
         ContainerState::Created | ContainerState::Unknown => (waiting_state(waiting), last_terminated(previous), false),
     };
+    // Without probes a running container is started and ready at once.
+    let effects = if probed {
+        probe::effects(spec, running, input.probes.get(&latest.id))
+    } else {
+        probe::Effects { started: running, ready: running, kill: None }
+    };
     ContainerStatus {
         name: spec.name.clone(),
         image: if latest.image.is_empty() { image } else { latest.image.clone() },
         image_id: latest.image_ref.clone(),
         container_id: Some(format!("{rt}://{}", latest.id)),
-        // No probes yet: a running container is ready and started.
-        ready: running,
-        started: Some(running),
+        ready: effects.ready,
+        started: Some(effects.started),
         restart_count: i32::try_from(latest.attempt).unwrap_or(i32::MAX),
         state: Some(state),
         last_state,
@@ -131,14 +144,26 @@ pub fn build(input: &Input<'_>) -> PodStatus {
     let instances = instances_by_name(input.containers);
     let init_specs = spec.init_containers.unwrap_or_default();
 
-    let init_statuses: Vec<ContainerStatus> =
-        init_specs.iter().map(|c| container_status(c, instances.get(c.name.as_str()).copied(), input)).collect();
-    let statuses: Vec<ContainerStatus> =
-        spec.containers.iter().map(|c| container_status(c, instances.get(c.name.as_str()).copied(), input)).collect();
-
     let is_succeeded = |s: &ContainerStatus| s.state.as_ref().and_then(|st| st.terminated.as_ref()).is_some_and(|t| t.exit_code == 0);
+    let mut init_statuses: Vec<ContainerStatus> =
+        init_specs.iter().map(|c| container_status(c, instances.get(c.name.as_str()).copied(), false, input)).collect();
+    // An init container that completed is ready, as upstream reports it.
+    for s in &mut init_statuses {
+        s.ready = is_succeeded(s);
+    }
+    let mut statuses: Vec<ContainerStatus> =
+        spec.containers.iter().map(|c| container_status(c, instances.get(c.name.as_str()).copied(), true, input)).collect();
+
     let incomplete_init: Vec<&str> = init_statuses.iter().filter(|s| !is_succeeded(s)).map(|s| s.name.as_str()).collect();
     let initialized = incomplete_init.is_empty();
+    if !initialized {
+        // App containers wait for the init containers, not for their own creation.
+        for s in &mut statuses {
+            if let Some(w) = s.state.as_mut().and_then(|st| st.waiting.as_mut()).filter(|w| w.reason.as_deref() == Some("ContainerCreating")) {
+                w.reason = Some("PodInitializing".to_string());
+            }
+        }
+    }
 
     let previous_phase = current.phase.clone().unwrap_or_default();
     let phase = if previous_phase == "Succeeded" || previous_phase == "Failed" {

@@ -60,6 +60,7 @@ fn build_with(pod: &Pod, sandbox: Option<&SandboxInfo>, containers: &[ContainerI
         containers,
         waiting,
         finished: None,
+        probes: &probe::Results::new(),
         host_ip: "127.0.1.1",
         runtime_name: "containerd",
         now: Timestamp::from_second(T0 + 100).unwrap_or(Timestamp::UNIX_EPOCH),
@@ -126,9 +127,91 @@ fn unchanged_conditions_keep_their_transition_time() {
         containers: &running,
         waiting: &BTreeMap::new(),
         finished: None,
+        probes: &probe::Results::new(),
         host_ip: "127.0.1.1",
         runtime_name: "containerd",
         now: Timestamp::from_second(T0 + 500).unwrap_or(Timestamp::UNIX_EPOCH),
     });
     assert_eq!(first, second, "a second sync with nothing new builds the same status (nothing to write)");
+}
+
+#[test]
+fn probe_results_drive_ready_and_started() {
+    use k8s_openapi::api::core::v1::{ExecAction, Probe};
+    use probe::{InstanceResults, Verdict};
+    struct Case {
+        name: &'static str,
+        startup: bool,
+        readiness: bool,
+        results: Option<InstanceResults>,
+        state: ContainerState,
+        want_ready: bool,
+        want_started: bool,
+    }
+    let r = |startup, readiness| Some(InstanceResults { startup, liveness: None, readiness });
+    let ok = Some(Verdict::Success);
+    let bad = Some(Verdict::Failure);
+    for case in [
+        Case { name: "no probes", startup: false, readiness: false, results: None, state: ContainerState::Running, want_ready: true, want_started: true },
+        Case { name: "readiness pending", startup: false, readiness: true, results: None, state: ContainerState::Running, want_ready: false, want_started: true },
+        Case { name: "readiness passed", startup: false, readiness: true, results: r(None, ok), state: ContainerState::Running, want_ready: true, want_started: true },
+        Case { name: "readiness failed", startup: false, readiness: true, results: r(None, bad), state: ContainerState::Running, want_ready: false, want_started: true },
+        Case { name: "startup pending", startup: true, readiness: false, results: None, state: ContainerState::Running, want_ready: false, want_started: false },
+        Case { name: "startup passed", startup: true, readiness: false, results: r(ok, None), state: ContainerState::Running, want_ready: true, want_started: true },
+        Case { name: "startup passed, readiness pending", startup: true, readiness: true, results: r(ok, None), state: ContainerState::Running, want_ready: false, want_started: true },
+        Case { name: "exited with stale success", startup: true, readiness: true, results: r(ok, ok), state: ContainerState::Exited, want_ready: false, want_started: false },
+    ] {
+        let probe = Probe { exec: Some(ExecAction { command: Some(vec!["true".into()]) }), ..Default::default() };
+        let mut pod = pod();
+        if let Some(spec) = pod.spec.as_mut() {
+            spec.containers[0].startup_probe = case.startup.then(|| probe.clone());
+            spec.containers[0].readiness_probe = case.readiness.then(|| probe.clone());
+        }
+        let results: probe::Results = case.results.map(|r| ("c1".to_string(), r)).into_iter().collect();
+        let sb = sandbox();
+        let s = build(&Input {
+            pod: &pod,
+            sandbox: Some(&sb),
+            containers: &[instance("c1", 0, case.state, 0)],
+            waiting: &BTreeMap::new(),
+            finished: None,
+            probes: &results,
+            host_ip: "127.0.1.1",
+            runtime_name: "containerd",
+            now: Timestamp::from_second(T0 + 100).unwrap_or(Timestamp::UNIX_EPOCH),
+        });
+        let cs = s.container_statuses.clone().unwrap_or_default();
+        assert_eq!((cs[0].ready, cs[0].started), (case.want_ready, Some(case.want_started)), "{}", case.name);
+        let want = if case.want_ready { "True" } else { "False" };
+        assert_eq!(condition_status(&s, "Ready"), want, "{}: pod Ready", case.name);
+        assert_eq!(condition_status(&s, "ContainersReady"), want, "{}: ContainersReady", case.name);
+    }
+}
+
+#[test]
+fn init_containers_ready_when_done_and_app_containers_wait_for_them() {
+    let mut p = pod();
+    if let Some(spec) = p.spec.as_mut() {
+        spec.init_containers = Some(vec![
+            Container { name: "init1".into(), image: Some("busybox".into()), ..Default::default() },
+            Container { name: "init2".into(), image: Some("busybox".into()), ..Default::default() },
+        ]);
+    }
+    let mut init1 = instance("c1", 0, ContainerState::Exited, 0);
+    init1.name = "init1".into();
+    let mut init2 = instance("c2", 0, ContainerState::Running, 0);
+    init2.name = "init2".into();
+
+    let s = build_with(&p, Some(&sandbox()), &[init1.clone(), init2.clone()], &BTreeMap::new());
+    let init: Vec<(String, bool)> = s.init_container_statuses.iter().flatten().map(|c| (c.name.clone(), c.ready)).collect();
+    assert_eq!(init, [("init1".to_string(), true), ("init2".to_string(), false)], "a completed init container is ready");
+    let app = s.container_statuses.iter().flatten().next().and_then(|c| c.state.clone()).and_then(|st| st.waiting).and_then(|w| w.reason);
+    assert_eq!(app.as_deref(), Some("PodInitializing"));
+    assert_eq!(condition_status(&s, "Initialized"), "False");
+
+    init2.state = ContainerState::Exited;
+    let s = build_with(&p, Some(&sandbox()), &[init1, init2], &BTreeMap::new());
+    let app = s.container_statuses.iter().flatten().next().and_then(|c| c.state.clone()).and_then(|st| st.waiting).and_then(|w| w.reason);
+    assert_eq!(app.as_deref(), Some("ContainerCreating"), "initialized: the app container is being created");
+    assert_eq!(condition_status(&s, "Initialized"), "True");
 }

@@ -17,8 +17,9 @@ use super::backoff::Backoff;
 use super::context::Context;
 use super::lifecycle::{self, Observed};
 use super::plan::{self, SandboxAction, Waiting};
+use super::prober::Prober;
 use super::state::{Observation, PodState};
-use super::{dns, runtime_config, status};
+use super::{deadline, dns, runtime_config, status, termination};
 use crate::events::{self, reference};
 use crate::runtime::{self, ContainerState, Runtime, SandboxState};
 use crate::volumes::Prepared;
@@ -67,6 +68,9 @@ pub struct Worker<R> {
     pub(super) volumes_at: Option<Instant>,
     first_seen: Instant,
     start_recorded: bool,
+    pub(super) prober: Prober<R>,
+    /// Why this agent ended the pod (DeadlineExceeded), for the status it writes from then on.
+    terminal_reason: Option<(String, String)>,
 }
 
 impl<R: Runtime> Worker<R> {
@@ -76,7 +80,6 @@ impl<R: Runtime> Worker<R> {
             uid: m.uid.clone().unwrap_or_default(),
             namespace: m.namespace.clone().unwrap_or_default(),
             name: m.name.clone().unwrap_or_default(),
-            ctx,
             last_pod: pod,
             crash_backoff: Backoff::default(),
             pull_backoff: Backoff::default(),
@@ -88,11 +91,16 @@ impl<R: Runtime> Worker<R> {
             volumes_at: None,
             first_seen: Instant::now(),
             start_recorded: false,
+            prober: Prober::new(ctx.runtime.clone(), ctx.events.clone(), ctx.metrics.clone()),
+            terminal_reason: None,
+            ctx,
         }
     }
 
     /// Syncs until the pod is gone or `shutdown` fires (containers keep running then, like upstream).
     pub async fn run(mut self, wake: Arc<Notify>, shutdown: CancellationToken) {
+        // Probe results changing (readiness above all) must reach the status promptly.
+        let probes_changed = self.prober.changed();
         loop {
             self.ctx.metrics.pod_syncs.inc();
             let wait = match self.sync().await {
@@ -107,6 +115,7 @@ impl<R: Runtime> Worker<R> {
             let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 () = wake.notified() => {}
+                () = probes_changed.notified() => {}
                 () = sleep => {}
                 () = shutdown.cancelled() => break,
             }
@@ -133,7 +142,7 @@ impl<R: Runtime> Worker<R> {
         }
     }
 
-    fn grace_seconds(&self, pod: Option<&Pod>) -> i64 {
+    pub(super) fn grace_seconds(&self, pod: Option<&Pod>) -> i64 {
         let pod = pod.unwrap_or(&self.last_pod);
         let grace = pod
             .metadata
@@ -163,6 +172,7 @@ impl<R: Runtime> Worker<R> {
         let current_phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
         if current_phase == "Succeeded" || current_phase == "Failed" {
             // Terminal pods never run again; make sure nothing does.
+            self.prober.stop();
             if observed.containers.iter().any(|c| c.state == ContainerState::Running) || observed.sandboxes.iter().any(|s| s.state == SandboxState::Ready) {
                 lifecycle::kill_pod(rt.as_ref(), &observed, self.grace_seconds(Some(pod)), false).await?;
             }
@@ -171,6 +181,10 @@ impl<R: Runtime> Worker<R> {
             return Ok(Next::At(None));
         }
 
+        if deadline::deadline(pod).is_some_and(|at| at <= now) {
+            return self.fail_past_deadline(pod, &observed, now).await;
+        }
+        let observed = self.apply_probes(pod, observed).await?;
         let p = plan::plan(&plan::Input {
             pod,
             sandboxes: &observed.sandboxes,
@@ -221,12 +235,29 @@ impl<R: Runtime> Worker<R> {
             let retry = now + RETRY;
             requeue = Some(requeue.map_or(retry, |r| r.min(retry)));
         }
+        if let Some(at) = deadline::deadline(pod) {
+            requeue = Some(requeue.map_or(at, |r| r.min(at)));
+        }
 
         let observed = lifecycle::observe(rt.as_ref(), &self.uid).await?;
+        // Instances started just now get their probes at once.
+        self.prober.sync(pod, &observed.containers, &self.probe_host(&observed));
         let mut waiting = self.failures.clone();
         waiting.extend(p.waiting.clone());
         self.write_status(pod, &observed, &waiting, p.finished, now).await?;
         Ok(Next::At(requeue))
+    }
+
+    /// Kills a pod whose activeDeadlineSeconds ran out and fails it with upstream's reason.
+    async fn fail_past_deadline(&mut self, pod: &Pod, observed: &Observed, now: Timestamp) -> Result<Next, Error> {
+        let rt = self.ctx.runtime.clone();
+        self.prober.stop();
+        self.ctx.events.warning(&reference(pod, None), deadline::REASON, deadline::MESSAGE.to_string()).await;
+        lifecycle::kill_pod(rt.as_ref(), observed, self.grace_seconds(Some(pod)), false).await?;
+        let observed = lifecycle::observe(rt.as_ref(), &self.uid).await?;
+        self.terminal_reason = Some((deadline::REASON.to_string(), deadline::MESSAGE.to_string()));
+        self.write_status(pod, &observed, &BTreeMap::new(), Some(false), now).await?;
+        Ok(Next::At(None))
     }
 
     pub(super) fn dns(&self, pod: &Pod) -> k8s_cri::v1::DnsConfig {
@@ -260,16 +291,22 @@ impl<R: Runtime> Worker<R> {
         finished: Option<bool>,
         now: Timestamp,
     ) -> Result<(), Error> {
-        let new = status::build(&status::Input {
+        let containers = termination::with_messages(pod, &observed.containers, &self.ctx.volumes.pod_dir(&self.uid), &self.ctx.settings.root_dir);
+        let mut new = status::build(&status::Input {
             pod,
             sandbox: observed.sandbox.as_ref(),
-            containers: &observed.containers,
+            containers: &containers,
             waiting,
             finished,
+            probes: &self.prober.results(),
             host_ip: &self.ctx.settings.node_ip,
             runtime_name: &self.ctx.runtime_name,
             now,
         });
+        if let Some((reason, message)) = &self.terminal_reason {
+            new.reason = Some(reason.clone());
+            new.message = Some(message.clone());
+        }
         let spec = pod.spec.clone().unwrap_or_default();
         let statuses = new.container_statuses.clone().unwrap_or_default();
         let all_running = !statuses.is_empty() && statuses.iter().all(|s| s.state.as_ref().is_some_and(|st| st.running.is_some()));
@@ -312,6 +349,7 @@ impl<R: Runtime> Worker<R> {
     /// object for good (grace 0, pinned to the UID).
     async fn terminate(&mut self, pod: Option<&Pod>) -> Result<Next, Error> {
         self.move_to(PodState::Terminating);
+        self.prober.stop();
         let rt = self.ctx.runtime.clone();
         let observed = lifecycle::observe(rt.as_ref(), &self.uid).await?;
         let shown = pod.unwrap_or(&self.last_pod);
@@ -321,7 +359,12 @@ impl<R: Runtime> Worker<R> {
             let r = reference(shown, Some((&c.name, init_names.contains(&c.name))));
             self.ctx.events.normal(&r, events::KILLING, format!("Stopping container {}", c.name)).await;
         }
-        lifecycle::kill_pod(rt.as_ref(), &observed, self.grace_seconds(pod), true).await?;
+        let mut grace = self.grace_seconds(pod);
+        if let Some(p) = pod {
+            let host = observed.sandbox.as_ref().and_then(|s| s.ips.first().cloned()).unwrap_or_else(|| self.ctx.settings.node_ip.clone());
+            grace = self.pre_stop(p, &observed, &host, grace).await;
+        }
+        lifecycle::kill_pod(rt.as_ref(), &observed, grace, true).await?;
         self.ctx.volumes.teardown(&self.uid).await?;
         let logs = runtime_config::log_dir(&self.ctx.settings.root_dir, &self.namespace, &self.name, &self.uid);
         let _ = tokio::fs::remove_dir_all(logs).await;

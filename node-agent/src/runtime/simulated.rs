@@ -19,6 +19,7 @@ struct State {
     images: HashSet<String>,
     pull_failures: HashMap<String, String>,
     exit_on_start: HashMap<String, i32>,
+    exec_results: HashMap<String, ExecOutput>,
     calls: Vec<String>,
 }
 
@@ -55,6 +56,11 @@ impl SimulatedRuntime {
     /// Containers named `name` exit with `code` as soon as they start.
     pub fn exit_on_start(&self, name: &str, code: i32) {
         self.lock().exit_on_start.insert(name.to_string(), code);
+    }
+
+    /// Commands run in containers named `name` return `output` (by default they exit 0, silently).
+    pub fn exec_returns(&self, name: &str, output: ExecOutput) {
+        self.lock().exec_results.insert(name.to_string(), output);
     }
 
     /// Makes a running container exit now.
@@ -234,8 +240,11 @@ impl Runtime for SimulatedRuntime {
     }
 
     async fn exec_sync(&self, id: &str, _command: &[String], _timeout_seconds: i64) -> Result<ExecOutput> {
-        match self.lock().containers.get(id) {
-            Some(c) if c.state == ContainerState::Running => Ok(ExecOutput { exit_code: 0, stdout: Vec::new(), stderr: Vec::new() }),
+        let state = self.lock();
+        match state.containers.get(id) {
+            Some(c) if c.state == ContainerState::Running => {
+                Ok(state.exec_results.get(&c.name).cloned().unwrap_or(ExecOutput { exit_code: 0, stdout: Vec::new(), stderr: Vec::new() }))
+            }
             _ => Err(Error::NotFound(format!("running container {id}"))),
         }
     }

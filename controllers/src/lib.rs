@@ -1,11 +1,14 @@
 //! rudder's controllers: the parts of kube-controller-manager that run Deployments, ReplicaSets,
-//! garbage collection, namespaces, default service accounts and the root CA bundle.
+//! ReplicationControllers, StatefulSets, garbage collection, namespaces, default service accounts and the root CA
+//! bundle.
 
 pub mod api_errors;
 pub mod events;
 pub mod informer;
 pub mod ownership;
 pub mod replicaset;
+pub mod replicationcontroller;
+pub mod statefulset;
 pub mod deployment;
 pub mod discovery;
 pub mod root_ca_publisher;

@@ -1,6 +1,8 @@
 //! The ReplicaSet controller: keeps `spec.replicas` pods running from a replica set's template.
+//! The same engine runs ReplicationControllers (see [`ReplicaOwner`]).
 
 mod expectations;
+mod owner;
 mod pods;
 mod ranking;
 mod reconcile;
@@ -20,31 +22,43 @@ use crate::informer::Informer;
 use crate::ownership;
 
 pub use expectations::Expectations;
+pub use owner::{ReplicaOwner, controller_reference, refers_to};
 
 /// The event source name, as upstream.
-pub const NAME: &str = "replicaset-controller";
+pub const NAME: &str = <ReplicaSet as ReplicaOwner>::CONTROLLER;
 
-/// Failures syncing one replica set; the sync is retried.
+/// Failures syncing one owner (replica set or replication controller); the sync is retried.
+/// `owner` reads `<Kind> <namespace>/<name>`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A replica set without namespace or name cannot be synced.
-    #[error("failed to sync replica set: object has no {0}")]
-    MissingField(&'static str),
+    /// An owner without namespace, name or UID cannot be synced.
+    #[error("failed to sync {kind}: object has no {field}")]
+    MissingField { kind: String, field: &'static str },
     /// Creating, deleting, adopting or releasing pods failed.
-    #[error("failed to {action} for replica set {rs}: {source}")]
+    #[error("failed to {action} for {owner}: {}", api_message(source))]
     Pods {
         action: &'static str,
-        rs: String,
+        owner: String,
         #[source]
         source: kube::Error,
     },
     /// Writing the status failed.
-    #[error("failed to update status of replica set {rs}: {source}")]
+    #[error("failed to update status of {owner}: {}", api_message(source))]
     Status {
-        rs: String,
+        owner: String,
         #[source]
         source: kube::Error,
     },
+}
+
+/// The apiserver's own words for a failed request (its Status message, e.g. `pods "x" is
+/// forbidden: exceeded quota: …`), which upstream puts in events and the ReplicaFailure condition;
+/// other failures in their display form.
+pub fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) if !status.message.is_empty() => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// What every sync shares.
@@ -55,58 +69,56 @@ pub struct Context {
     pub expectations: Arc<Expectations>,
 }
 
-/// The controller, running until `shutdown` resolves; it subscribes to the informers at once.
-pub fn run(
+/// The controller for owners of kind `K`, running until `shutdown` resolves; it subscribes to the
+/// informers at once.
+pub fn run<K: ReplicaOwner>(
     client: kube::Client,
-    replica_sets: &Informer<ReplicaSet>,
+    owners: &Informer<K>,
     pods: &Informer<Pod>,
     concurrency: u16,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let expectations = Arc::new(Expectations::default());
-    let rs_store = replica_sets.store();
-    let mapper = pod_mapper(rs_store.clone(), expectations.clone());
+    let owner_store = owners.store();
+    let mapper = pod_mapper(owner_store.clone(), expectations.clone());
     let context = Arc::new(Context {
         client: client.clone(),
         pods: pods.store(),
-        events: Events::new(client, NAME),
+        events: Events::new(client, K::CONTROLLER),
         expectations,
     });
-    Controller::for_shared_stream(replica_sets.subscribe(), rs_store)
+    Controller::for_shared_stream(owners.subscribe(), owner_store)
         .watches_shared_stream(pods.subscribe(), mapper)
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile, error_policy, context)
+        .run(reconcile::reconcile::<K>, error_policy::<K>, context)
         .for_each(|result| async move {
             if let Err(error) = result {
-                tracing::debug!(%error, "replica set sync did not complete");
+                tracing::debug!(kind = %K::kind(&()), %error, "sync did not complete");
             }
         })
 }
 
-/// A pod change concerns its controlling replica set, or — for an orphan — every replica set in
-/// its namespace that selects it (one of them may adopt it).
-fn pod_mapper(
-    replica_sets: Store<ReplicaSet>,
+/// A pod change concerns its controlling owner, or — for an orphan — every owner in its namespace
+/// that selects it (one of them may adopt it).
+fn pod_mapper<K: ReplicaOwner>(
+    owners: Store<K>,
     expectations: Arc<Expectations>,
-) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<ReplicaSet>> + Send + Sync + 'static {
+) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<K>> + Send + Sync + 'static {
     move |pod| {
         let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) else {
             return Vec::new();
         };
         expectations.observe((ns.clone(), name), std::time::Instant::now());
         match ownership::controller_of(&pod.metadata) {
-            Some(owner) if owner.kind == "ReplicaSet" => vec![ObjectRef::new(&owner.name).within(&ns)],
+            Some(owner) if refers_to::<K>(owner) => vec![ObjectRef::new(&owner.name).within(&ns)],
             Some(_) => Vec::new(),
-            None => replica_sets
+            None => owners
                 .state()
                 .iter()
-                .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
-                .filter(|rs| {
-                    let selector = rs.spec.as_ref().and_then(|s| ownership::selector(&s.selector));
-                    ownership::matches(selector.as_ref(), pod.metadata.labels.as_ref())
-                })
-                .map(|rs| ObjectRef::from_obj(rs.as_ref()))
+                .filter(|o| o.meta().namespace.as_deref() == Some(ns.as_str()))
+                .filter(|o| ownership::matches(o.pod_selector().as_ref(), pod.metadata.labels.as_ref()))
+                .map(|o| ObjectRef::from_obj(o.as_ref()))
                 .collect(),
         }
     }
@@ -119,11 +131,41 @@ impl Error {
     }
 }
 
-fn error_policy(rs: Arc<ReplicaSet>, error: &Error, _: Arc<Context>) -> Action {
+fn error_policy<K: ReplicaOwner>(owner: Arc<K>, error: &Error, _: Arc<Context>) -> Action {
+    let name = owner.meta().name.as_deref().unwrap_or("");
     if error.is_conflict() {
-        tracing::debug!(replicaset = rs.metadata.name.as_deref().unwrap_or(""), %error, "conflict; retrying");
+        tracing::debug!(kind = %K::kind(&()), name, %error, "conflict; retrying");
         return Action::requeue(Duration::from_secs(1));
     }
-    tracing::warn!(replicaset = rs.metadata.name.as_deref().unwrap_or(""), %error, "sync failed; retrying");
+    tracing::warn!(kind = %K::kind(&()), name, %error, "sync failed; retrying");
     Action::requeue(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(message: &str) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            code: 403,
+            message: message.to_string(),
+            reason: "Forbidden".to_string(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn failure_messages_are_the_apiservers_words() {
+        let quota = r#"pods "web-x" is forbidden: exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1"#;
+        let cases = [
+            ("api status message", api_error(quota), quota.to_string()),
+            ("api status without message falls back to display", api_error(""), api_error("").to_string()),
+        ];
+        for (name, error, want) in cases {
+            assert_eq!(api_message(&error), want, "{name}");
+        }
+        let sync = Error::Pods { action: "create pod", owner: "ReplicationController ns/web".into(), source: api_error(quota) };
+        assert_eq!(sync.to_string(), format!("failed to create pod for ReplicationController ns/web: {quota}"));
+        assert!(!sync.to_string().contains("ErrorResponse") && !sync.to_string().contains("Status {"), "no debug dump");
+    }
 }

@@ -11,6 +11,8 @@ pub struct Known {
 
 pub const DEPLOYMENT: &str = "deployment-controller";
 pub const REPLICASET: &str = "replicaset-controller";
+pub const REPLICATIONCONTROLLER: &str = "replicationcontroller-controller";
+pub const STATEFULSET: &str = "statefulset-controller";
 pub const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
 pub const SERVICEACCOUNT: &str = "serviceaccount-controller";
 pub const ROOT_CA_PUBLISHER: &str = "root-ca-certificate-publisher-controller";
@@ -23,6 +25,8 @@ pub const ENDPOINTS: &str = "endpoints-controller";
 pub const KNOWN: &[Known] = &[
     Known { name: DEPLOYMENT, aliases: &["deployment"] },
     Known { name: REPLICASET, aliases: &["replicaset"] },
+    Known { name: REPLICATIONCONTROLLER, aliases: &["replicationcontroller"] },
+    Known { name: STATEFULSET, aliases: &["statefulset"] },
     Known { name: GARBAGE_COLLECTOR, aliases: &["garbagecollector", "garbage-collector"] },
     Known { name: SERVICEACCOUNT, aliases: &["serviceaccount"] },
     Known { name: ROOT_CA_PUBLISHER, aliases: &["root-ca-cert-publisher"] },
@@ -80,6 +84,10 @@ mod tests {
             assert_eq!(enabled(&list(input)).map(|s| s.len()).ok(), Some(want), "{name}");
         }
         assert!(enabled(&list("*,-deployment")).is_ok_and(|s| !s.contains(DEPLOYMENT)));
+        assert!(enabled(&list("*")).is_ok_and(|s| s.contains(REPLICATIONCONTROLLER)), "on by default");
+        assert!(enabled(&list("replicationcontroller")).is_ok_and(|s| s.len() == 1 && s.contains(REPLICATIONCONTROLLER)), "old name");
+        assert!(enabled(&list("statefulset")).is_ok_and(|s| s.len() == 1 && s.contains(STATEFULSET)), "statefulset alias");
+        assert!(enabled(&list("*,-statefulset")).is_ok_and(|s| !s.contains(STATEFULSET) && s.contains(REPLICASET)));
     }
 
     #[test]

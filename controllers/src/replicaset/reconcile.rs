@@ -1,10 +1,11 @@
-//! One sync of one replica set: claim pods, create or delete to match `spec.replicas`, report status.
+//! One sync of one owner: claim pods, create or delete to match `spec.replicas`, report status.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
@@ -12,23 +13,36 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::expectations::Seen;
-use super::{Context, Error, pods, ranking, status};
+use super::{Context, Error, ReplicaOwner, api_message, pods, ranking, status};
 use crate::api_errors;
 use crate::ownership::{self, Claim};
 
 /// Upstream's cap on pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
 
-pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = rs.metadata.namespace.clone().ok_or(Error::MissingField("namespace"))?;
-    let name = rs.metadata.name.clone().ok_or(Error::MissingField("name"))?;
-    let uid = rs.metadata.uid.clone().ok_or(Error::MissingField("uid"))?;
+/// Why pods could not be created or deleted: the ReplicaFailure condition's reason and message,
+/// and the error that fails the sync.
+struct Failure {
+    reason: &'static str,
+    message: String,
+    error: Error,
+}
+
+pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let kind = K::kind(&()).to_string();
+    let missing = |field| Error::MissingField { kind: kind.clone(), field };
+    // The engine works on the ReplicaSet view; for a ReplicaSet it is the object itself.
+    let rs = owner.to_replica_set();
+    let ns = rs.metadata.namespace.clone().ok_or_else(|| missing("namespace"))?;
+    let name = rs.metadata.name.clone().ok_or_else(|| missing("name"))?;
+    let uid = rs.metadata.uid.clone().ok_or_else(|| missing("uid"))?;
     let key = format!("{ns}/{name}");
+    let label = format!("{kind} {key}");
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let spec = rs.spec.clone().unwrap_or_default();
-    let selector = ownership::selector(&spec.selector);
+    let selector = owner.pod_selector();
     let deleting = rs.metadata.deletion_timestamp.is_some();
-    let owner = ownership::controller_reference("apps/v1", "ReplicaSet", &rs.metadata).ok_or(Error::MissingField("uid"))?;
+    let reference = super::controller_reference(owner.as_ref()).ok_or_else(|| missing("uid"))?;
 
     // Check expectations before reading the cache, so pods observed in between are not missed.
     let satisfied = ctx.expectations.satisfied(&key, Instant::now(), |(pns, pname)| {
@@ -46,11 +60,11 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
         match ownership::claim(&uid, deleting, selector.as_ref(), &pod.metadata) {
             Claim::Owned => owned.push(pod),
             Claim::Adopt if pods::is_active(&pod) => {
-                let patch = ownership::adopt_patch(&pod.metadata, &owner);
+                let patch = ownership::adopt_patch(&pod.metadata, &reference);
                 let adopted = pods_api
                     .patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
                     .await
-                    .map_err(|source| Error::Pods { action: "adopt pod", rs: key.clone(), source })?;
+                    .map_err(|source| Error::Pods { action: "adopt pod", owner: label.clone(), source })?;
                 owned.push(Arc::new(adopted));
             }
             Claim::Release => {
@@ -58,7 +72,7 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
                 match pods_api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
                     Ok(_) => {}
                     Err(e) if api_errors::is_not_found(&e) => {}
-                    Err(source) => return Err(Error::Pods { action: "release pod", rs: key.clone(), source }),
+                    Err(source) => return Err(Error::Pods { action: "release pod", owner: label.clone(), source }),
                 }
             }
             Claim::Adopt | Claim::Ignore => {}
@@ -70,21 +84,24 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
     let mut manage_error = None;
     if satisfied && !deleting {
         let desired = usize::try_from(spec.replicas.unwrap_or(1)).unwrap_or(0);
-        if let Err((reason, error)) = manage(&rs, &ctx, &pods_api, &key, &active, desired, owner).await {
-            failure = Some((reason, error.to_string()));
+        let target = Target { rs: &rs, regarding: owner.object_ref(&()), reference, key: &key, label: &label };
+        if let Err(Failure { reason, message, error }) = manage(&target, &ctx, &pods_api, &active, desired).await {
+            failure = Some((reason, message));
             manage_error = Some(error);
         }
     }
 
     let now = Timestamp::now();
     let new_status = status::compute(&rs, &owned, failure, now);
-    if status::differs(rs.status.as_ref(), &new_status) {
-        let mut updated = (*rs).clone();
-        updated.status = Some(new_status.clone());
-        let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let updated = owner.with_status(new_status.clone());
+    // Compare in the owner's own shape (through the same conversion), so fields its status lacks
+    // do not look changed on every sync.
+    let written = updated.to_replica_set().status.unwrap_or_default();
+    if status::differs(rs.status.as_ref(), &written) {
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
         api.replace_status(&name, &PostParams::default(), &updated)
             .await
-            .map_err(|source| Error::Status { rs: key.clone(), source })?;
+            .map_err(|source| Error::Status { owner: label.clone(), source })?;
     }
     if let Some(error) = manage_error {
         return Err(error);
@@ -98,17 +115,23 @@ pub async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Action,
     Ok(Action::await_change())
 }
 
+/// The owner being resized, as `manage` needs it.
+struct Target<'a> {
+    /// The ReplicaSet view (template, name).
+    rs: &'a ReplicaSet,
+    /// The owner itself, which events are about.
+    regarding: ObjectReference,
+    /// The controller reference new pods carry.
+    reference: OwnerReference,
+    /// `namespace/name`, the expectations key.
+    key: &'a str,
+    /// `<Kind> namespace/name`, for errors.
+    label: &'a str,
+}
+
 /// Creates or deletes pods so that `desired` are active.
-async fn manage(
-    rs: &ReplicaSet,
-    ctx: &Context,
-    api: &Api<Pod>,
-    key: &str,
-    active: &[Arc<Pod>],
-    desired: usize,
-    owner: k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
-) -> Result<(), (&'static str, Error)> {
-    let reference = rs.object_ref(&());
+async fn manage(target: &Target<'_>, ctx: &Context, api: &Api<Pod>, active: &[Arc<Pod>], desired: usize) -> Result<(), Failure> {
+    let Target { rs, regarding: reference, key, label, .. } = target;
     if active.len() < desired {
         let mut remaining = (desired - active.len()).min(BURST_REPLICAS);
         // Slow start, like upstream: 1, 2, 4, … pods per batch, stopping at the first failure so a
@@ -116,7 +139,7 @@ async fn manage(
         let mut batch = 1;
         while remaining > 0 {
             let size = batch.min(remaining);
-            let template = pods::from_template(rs, owner.clone());
+            let template = pods::from_template(rs, target.reference.clone());
             let params = PostParams::default();
             let results = futures::future::join_all((0..size).map(|_| api.create(&params, &template))).await;
             for result in results {
@@ -125,14 +148,16 @@ async fn manage(
                         let pod_name = pod.name_any();
                         ctx.expectations.expect_create(key, (pod.namespace().unwrap_or_default(), pod_name.clone()), Instant::now());
                         ctx.events
-                            .normal(&reference, Some(pod.object_ref(&())), "SuccessfulCreate", "Create", format!("Created pod: {pod_name}"))
+                            .normal(reference, Some(pod.object_ref(&())), "SuccessfulCreate", "Create", format!("Created pod: {pod_name}"))
                             .await;
                     }
                     // Nothing can be created in a terminating namespace, and nothing needs to be.
                     Err(source) if api_errors::is_namespace_terminating(&source) => return Ok(()),
                     Err(source) => {
-                        ctx.events.warning(&reference, None, "FailedCreate", "Create", format!("Error creating: {source}")).await;
-                        return Err(("FailedCreate", Error::Pods { action: "create pod", rs: key.to_string(), source }));
+                        let message = api_message(&source);
+                        ctx.events.warning(reference, None, "FailedCreate", "Create", format!("Error creating: {message}")).await;
+                        let error = Error::Pods { action: "create pod", owner: label.to_string(), source };
+                        return Err(Failure { reason: "FailedCreate", message, error });
                     }
                 }
             }
@@ -149,13 +174,15 @@ async fn manage(
             match api.delete(&pod_name, &params).await {
                 Ok(_) => {
                     ctx.events
-                        .normal(&reference, Some(pod.object_ref(&())), "SuccessfulDelete", "Delete", format!("Deleted pod: {pod_name}"))
+                        .normal(reference, Some(pod.object_ref(&())), "SuccessfulDelete", "Delete", format!("Deleted pod: {pod_name}"))
                         .await;
                 }
                 Err(e) if api_errors::is_not_found(&e) => {}
                 Err(source) => {
-                    ctx.events.warning(&reference, None, "FailedDelete", "Delete", format!("Error deleting: {source}")).await;
-                    return Err(("FailedDelete", Error::Pods { action: "delete pod", rs: key.to_string(), source }));
+                    let message = api_message(&source);
+                    ctx.events.warning(reference, None, "FailedDelete", "Delete", format!("Error deleting: {message}")).await;
+                    let error = Error::Pods { action: "delete pod", owner: label.to_string(), source };
+                    return Err(Failure { reason: "FailedDelete", message, error });
                 }
             }
         }

@@ -23,8 +23,13 @@ pub fn compute(rs: &ReplicaSet, owned: &[Arc<Pod>], failure: Option<(&str, Strin
     let terminating = owned.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).count();
 
     let previous = rs.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-    let mut conditions: Vec<ReplicaSetCondition> = previous.into_iter().filter(|c| c.type_ != REPLICA_FAILURE).collect();
-    if let Some((reason, message)) = failure {
+    let had_failure = previous.iter().any(|c| c.type_ == REPLICA_FAILURE);
+    // Like upstream, a standing ReplicaFailure condition is kept as first reported while failures
+    // go on: the apiserver's message names a fresh random pod each time, and rewriting it would
+    // turn every failed sync into a status write that triggers the next sync at once.
+    let mut conditions: Vec<ReplicaSetCondition> =
+        previous.into_iter().filter(|c| c.type_ != REPLICA_FAILURE || failure.is_some()).collect();
+    if let (Some((reason, message)), false) = (failure, had_failure) {
         conditions.push(ReplicaSetCondition {
             type_: REPLICA_FAILURE.to_string(),
             status: "True".to_string(),
@@ -97,7 +102,9 @@ mod tests {
         let rs = ReplicaSet::default();
         let failed = compute(&rs, &[], Some(("FailedCreate", "quota".into())), Timestamp::UNIX_EPOCH);
         assert_eq!(failed.conditions.as_ref().map(Vec::len), Some(1));
-        let rs = ReplicaSet { status: Some(failed), ..Default::default() };
+        let rs = ReplicaSet { status: Some(failed.clone()), ..Default::default() };
+        let again = compute(&rs, &[], Some(("FailedCreate", "pods \"web-other\" is forbidden".into())), Timestamp::from_second(60).unwrap_or_default());
+        assert_eq!(again.conditions, failed.conditions, "a standing failure keeps its first message and time");
         let healed = compute(&rs, &[], None, Timestamp::UNIX_EPOCH);
         assert!(healed.conditions.is_none());
     }

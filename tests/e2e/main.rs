@@ -2,13 +2,19 @@
 //! one binary so they run concurrently, each in its own namespace.
 
 mod common;
+mod dns;
 mod failures;
 mod garbage_collection;
 mod kubelet_api;
 mod manifests;
 mod rollout;
 mod namespaces;
+mod pod_features;
+mod probes;
+mod replication_controller;
 mod scaling;
 mod scheduling;
 mod services;
+mod statefulset;
+mod topology_spread;
 mod walkthrough;

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::Api;
 use kube::api::{ListParams, PostParams};
-use rudder_e2e::{TestNamespace, wait};
+use rudder_e2e::{TestNamespace, http, wait};
 
 use crate::common::{live_pods, setup, wait_deployment_ready, wait_running_pods};
 
@@ -108,4 +109,37 @@ async fn cluster_ip_reaches_every_ready_endpoint_and_follows_scaling() -> anyhow
         Ok(if proxy_rules().contains(&cluster_ip) { Err("still there".to_owned()) } else { Ok(()) })
     })
     .await
+}
+
+#[tokio::test]
+async fn node_port_answers_on_every_node_address() -> anyhow::Result<()> {
+    let (cluster, ns) = setup("nodeport").await?;
+    ns.kubectl(&["create", "deployment", "web", "--image=nginx"]).await?;
+    ns.kubectl(&["expose", "deployment", "web", "--port=80", "--type=NodePort"]).await?;
+    wait_deployment_ready(&ns, "web", 1).await?;
+    let node_port = ns
+        .api::<Service>()
+        .get("web")
+        .await?
+        .spec
+        .and_then(|s| s.ports)
+        .and_then(|p| p.first().and_then(|p| p.node_port))
+        .ok_or_else(|| anyhow::anyhow!("no nodePort allocated"))?;
+    let nodes = Api::<Node>::all(cluster.client.clone()).list(&ListParams::default()).await?;
+    let addresses: Vec<String> = nodes
+        .items
+        .iter()
+        .filter_map(|n| n.status.as_ref()?.addresses.as_ref()?.iter().find(|a| a.type_ == "InternalIP").map(|a| a.address.clone()))
+        .collect();
+    assert!(addresses.len() >= 2, "a NodePort test needs several nodes: {addresses:?}");
+    let port = u16::try_from(node_port)?;
+    for address in &addresses {
+        let page = wait::until(&format!("the NodePort on {address}:{port}"), Duration::from_secs(10), || async {
+            let page = http::get(address, port, "/").await?;
+            Ok(if page.contains("Welcome to nginx!") { Ok(page) } else { Err(page) })
+        })
+        .await?;
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    }
+    Ok(())
 }

@@ -56,6 +56,15 @@ pub struct EventHandlers {
     nodes_seen: Mutex<HashMap<String, NodeFingerprint>>,
 }
 
+/// Whether where other pods run can decide where `pod` fits: its own spread constraints or pod
+/// (anti-)affinity. (Existing pods' anti-affinity against it is left to the other requeue triggers.)
+fn depends_on_other_pods(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else { return false };
+    let affinity = spec.affinity.as_ref();
+    spec.topology_spread_constraints.as_ref().is_some_and(|c| !c.is_empty())
+        || affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
+}
+
 impl EventHandlers {
     pub fn new(scheduler_name: String, queue: Arc<SchedulingQueue>, cache: Arc<SchedulerCache>) -> Self {
         Self::for_profiles(vec![scheduler_name], queue, cache)
@@ -74,6 +83,11 @@ impl EventHandlers {
                     self.queue.add_or_update(Arc::new(pod.clone()));
                 } else {
                     self.queue.delete(&key);
+                    // A pod running somewhere changes topology spread counts and inter-pod (anti-)affinity
+                    // matches: the pods rejected for those get another try (upstream's queueing hints).
+                    if is_assigned(pod) {
+                        self.queue.move_to_active_or_backoff_where(depends_on_other_pods);
+                    }
                 }
             }
             Event::Delete(pod) => {
@@ -214,5 +228,43 @@ mod tests {
         // Pop happened after the last move request, so it lands in the unschedulable pool.
         h.queue.add_unschedulable(qp, cycle);
         assert_eq!(h.queue.lengths().unschedulable, 1, "parked");
+    }
+}
+
+#[cfg(test)]
+mod requeue_on_bound_pods {
+    use super::*;
+    use crate::testing::pod;
+    use k8s_openapi::api::core::v1::TopologySpreadConstraint;
+
+    fn bound(name: &str) -> Pod {
+        let mut p = pod(name);
+        if let Some(s) = p.spec.as_mut() {
+            s.node_name = Some("a".into());
+        }
+        p
+    }
+
+    #[test]
+    fn a_bound_pod_retries_only_pods_that_depend_on_other_pods() {
+        let h = EventHandlers::new("default-scheduler".into(), Arc::new(SchedulingQueue::new()), Arc::new(SchedulerCache::new()));
+        let mut spread = pod("spread");
+        if let Some(s) = spread.spec.as_mut() {
+            s.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: "kubernetes.io/hostname".into(),
+                when_unsatisfiable: "DoNotSchedule".into(),
+                ..Default::default()
+            }]);
+        }
+        for p in [spread, pod("plain")] {
+            h.on_pod(&Event::Apply(p));
+            let (qp, cycle) = futures::executor::block_on(h.queue.pop());
+            h.queue.add_unschedulable(qp, cycle);
+        }
+        assert_eq!(h.queue.lengths().unschedulable, 2);
+        h.on_pod(&Event::Apply(bound("elsewhere")));
+        let l = h.queue.lengths();
+        assert_eq!((l.active + l.backoff, l.unschedulable), (1, 1), "the spread pod retries; the plain one waits");
     }
 }

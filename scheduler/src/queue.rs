@@ -65,6 +65,11 @@ impl SchedulingQueue {
         self.after(|s| s.move_all_to_active_or_backoff(Instant::now()));
     }
 
+    /// Retries the unschedulable pods `affected` picks (see [`QueueState::move_to_active_or_backoff_where`]).
+    pub fn move_to_active_or_backoff_where(&self, affected: impl Fn(&Pod) -> bool) {
+        self.after(|s| s.move_to_active_or_backoff_where(Instant::now(), affected));
+    }
+
     pub fn flush(&self) {
         self.after(|s| s.flush(Instant::now()));
     }

@@ -200,9 +200,19 @@ impl QueueState {
     /// A cluster change (node added or changed, pod deleted…): every unschedulable pod gets another try,
     /// once its backoff has passed.
     pub fn move_all_to_active_or_backoff(&mut self, now: Instant) {
+        self.move_to_active_or_backoff_where(now, |_| true);
+    }
+
+    /// Like [`Self::move_all_to_active_or_backoff`], for the unschedulable pods `affected` picks: the
+    /// ones a narrower change (a pod bound somewhere) could make schedulable.
+    pub fn move_to_active_or_backoff_where(&mut self, now: Instant, affected: impl Fn(&Pod) -> bool) {
         self.move_request_cycle = self.scheduling_cycle;
-        let keys: Vec<String> =
-            self.pods.iter().filter(|(_, (_, w))| *w == Where::Unschedulable).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, (qp, w))| *w == Where::Unschedulable && affected(&qp.pod))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in keys {
             let backing_off = self.pods.get(&k).is_some_and(|(qp, _)| self.is_backing_off(qp, now));
             if let Some((qp, w)) = self.pods.get_mut(&k) {

@@ -72,34 +72,3 @@ fn soft_constraints_also_spread_a_batch() {
     let placed = place_batch(&nodes, &template, 20, LABEL_ZONE);
     assert!(skew(&placed) <= 2, "scores keep the zones close: {placed:?}");
 }
-
-#[test]
-#[ignore = "timing probe"]
-fn timing_probe_large_cluster() {
-    let zones = ["a", "b", "c", "d", "e"];
-    let nodes: Vec<Arc<Node>> = (0..5000).map(|i| Arc::new(zone_node(&format!("n{i}"), Some(zones[i % 5])))).collect();
-    let mut pods = Vec::new();
-    for i in 0..5000 {
-        let mut p = app(&format!("e{i}"), "web");
-        if let Some(s) = p.spec.as_mut() {
-            s.node_name = Some(format!("n{}", i % 5000));
-        }
-        pods.push(Arc::new(p));
-    }
-    let cache = SchedulerCache::new();
-    let t = std::time::Instant::now();
-    let snapshot = cache.snapshot(&nodes, &pods);
-    eprintln!("snapshot: {:?}", t.elapsed());
-    let p = with_constraints(app("web", "web"), hard(LABEL_ZONE));
-    let t = std::time::Instant::now();
-    let mut state = CycleState::new();
-    assert!(PodTopologySpread::default().pre_filter(&mut state, &p, &snapshot).is_success());
-    eprintln!("pre_filter: {:?}", t.elapsed());
-    let framework = Framework::new(vec![
-        (Arc::new(PodTopologySpread::default()) as Arc<dyn Plugin>, 2),
-        (Arc::new(NodeResourcesFit::default()) as Arc<dyn Plugin>, 1),
-    ]);
-    let t = std::time::Instant::now();
-    assert!(framework.schedule(&p, &snapshot).is_ok());
-    eprintln!("whole cycle: {:?}", t.elapsed());
-}

@@ -2,7 +2,7 @@
 //! has *assumed* onto a node but whose binding the watch has not shown yet. Assuming before the bind call
 //! returns lets the next pod see the resources as taken; a failed bind forgets the assumption.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -18,20 +18,31 @@ struct Assumed {
     bound: bool,
 }
 
-/// Node and pod infos of the previous snapshot, keyed by the address of the object they were made from.
-/// The stores hand out the same `Arc` until an object changes, and each info holds its `Arc`, so an
-/// address cannot be reused for another object while its entry exists: an entry found is up to date.
-/// This keeps a cycle from re-parsing every node's allocatable and every pod's requests.
+/// The last snapshot and what it was built from, so that the next one changes only what changed. The
+/// stores hand out the same `Arc` until an object changes, and the snapshot holds every `Arc` it was built
+/// from, so an address cannot be reused for another object meanwhile: an address seen before means the
+/// very same object. A cycle then costs a pass of pointer lookups instead of rebuilding every node's info
+/// (upstream's incremental snapshot, by other means).
 #[derive(Default)]
-struct Memo {
-    nodes: HashMap<usize, NodeInfo>,
-    pods: HashMap<usize, PodInfo>,
+struct Incremental {
+    snapshot: Arc<Snapshot>,
+    /// The node objects the snapshot holds, in its order.
+    nodes: Vec<usize>,
+    /// Every pod counted in the snapshot, by address: its node's index, its key, when it was last seen.
+    pods: HashMap<usize, Placed>,
+    generation: u64,
+}
+
+struct Placed {
+    node: usize,
+    key: String,
+    seen: u64,
 }
 
 #[derive(Default)]
 pub struct SchedulerCache {
     assumed: Mutex<HashMap<String, Assumed>>,
-    memo: Mutex<Memo>,
+    incremental: Mutex<Incremental>,
 }
 
 impl SchedulerCache {
@@ -65,55 +76,98 @@ impl SchedulerCache {
     }
 
     /// Every node with the pods on it: bound pods from the store, then assumed pods not yet seen bound.
-    pub fn snapshot(&self, nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> Snapshot {
-        let mut memo = self.memo.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut old_nodes = std::mem::take(&mut memo.nodes);
-        let mut old_pods = std::mem::take(&mut memo.pods);
-        let mut infos: Vec<NodeInfo> = Vec::with_capacity(nodes.len());
-        for n in nodes {
-            let address = Arc::as_ptr(n) as usize;
-            let base = old_nodes.remove(&address).unwrap_or_else(|| NodeInfo::new(n.clone()));
-            infos.push(base.clone());
-            memo.nodes.insert(address, base);
-        }
-        let index: HashMap<&str, usize> = nodes.iter().enumerate().filter_map(|(i, n)| Some((n.metadata.name.as_deref()?, i))).collect();
-
+    /// Drop the returned snapshot before asking for the next one, or the next one is a copy.
+    pub fn snapshot(&self, nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> Arc<Snapshot> {
         let mut assumed = self.lock();
-        // Only assumed pods need to know whether the store has them (bound or not): look at those alone.
-        let assumed_names: std::collections::HashSet<&str> = assumed.keys().filter_map(|k| k.split_once('/').map(|(_, name)| name)).collect();
+        // Only assumed pods need to know whether the store has them bound: look at those alone.
+        let assumed_names: HashSet<&str> = assumed.keys().filter_map(|k| k.split_once('/').map(|(_, name)| name)).collect();
         let mut present: HashMap<String, bool> = HashMap::with_capacity(assumed.len());
-        let mut placed: Vec<(usize, PodInfo)> = Vec::with_capacity(pods.len());
-        for p in pods {
-            let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
-            if p.metadata.name.as_deref().is_some_and(|name| assumed_names.contains(name)) {
-                present.insert(pod_key(p), node.is_some());
-            }
-            let Some(i) = node.and_then(|n| index.get(n)) else { continue };
-            let address = Arc::as_ptr(p) as usize;
-            let info = old_pods.remove(&address).unwrap_or_else(|| PodInfo::new(p.clone()));
-            placed.push((*i, info.clone()));
-            memo.pods.insert(address, info);
-        }
-        drop(memo);
-        for (i, info) in placed {
-            if let Some(ni) = infos.get_mut(i) {
-                ni.add_pod(info);
-            }
+        for p in pods.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| assumed_names.contains(n))) {
+            present.insert(pod_key(p), node_of(p).is_some());
         }
         assumed.retain(|key, a| match present.get(key) {
             Some(true) => false,   // the watch shows it bound: the store counts it now
             None if a.bound => false, // bound and since deleted
             _ => true,
         });
-        let by_name: HashMap<&str, usize> = infos.iter().enumerate().map(|(i, n)| (n.name(), i)).collect::<HashMap<_, _>>();
-        let targets: Vec<(usize, PodInfo)> =
-            assumed.values().filter_map(|a| Some((*by_name.get(a.node.as_str())?, PodInfo::new(a.pod.clone())))).collect();
-        for (i, info) in targets {
-            if let Some(ni) = infos.get_mut(i) {
-                ni.add_pod(info);
+
+        let mut inc = self.incremental.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        inc.sync_nodes(nodes);
+        let index: HashMap<&str, usize> = nodes.iter().enumerate().filter_map(|(i, n)| Some((n.metadata.name.as_deref()?, i))).collect();
+        let counted = pods.iter().filter_map(|p| Some((p, *index.get(node_of(p)?)?)));
+        let assumed_here = assumed.values().filter_map(|a| Some((&a.pod, *index.get(a.node.as_str())?)));
+        inc.sync_pods(counted.chain(assumed_here));
+        inc.snapshot.clone()
+    }
+}
+
+fn node_of(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+impl Incremental {
+    /// Rebuilds from scratch when the node list changed shape; swaps in changed node objects otherwise.
+    fn sync_nodes(&mut self, nodes: &[Arc<Node>]) {
+        let addresses: Vec<usize> = nodes.iter().map(|n| Arc::as_ptr(n) as usize).collect();
+        if addresses == self.nodes {
+            return;
+        }
+        let same_names = addresses.len() == self.nodes.len()
+            && nodes.iter().zip(self.snapshot.nodes()).all(|(n, info)| n.metadata.name.as_deref() == Some(info.name()));
+        if !same_names {
+            self.snapshot = Arc::new(Snapshot::new(nodes.iter().map(|n| NodeInfo::new(n.clone())).collect()));
+            self.pods.clear();
+        } else {
+            let snapshot = Arc::make_mut(&mut self.snapshot);
+            for (i, n) in nodes.iter().enumerate() {
+                if addresses.get(i) != self.nodes.get(i)
+                    && let Some(info) = snapshot.node_mut(i)
+                {
+                    info.replace_node(n.clone());
+                }
             }
         }
-        Snapshot::new(infos)
+        self.nodes = addresses;
+    }
+
+    /// Adds the pods not counted yet and removes those no longer there (deleted, or replaced by a newer
+    /// version of the object).
+    fn sync_pods<'a>(&mut self, pods: impl Iterator<Item = (&'a Arc<Pod>, usize)>) {
+        self.generation += 1;
+        let generation = self.generation;
+        let mut added: Vec<(usize, Arc<Pod>, usize)> = Vec::new();
+        for (pod, node) in pods {
+            let address = Arc::as_ptr(pod) as usize;
+            match self.pods.get_mut(&address) {
+                Some(placed) if placed.node == node => placed.seen = generation,
+                _ => added.push((address, pod.clone(), node)),
+            }
+        }
+        let gone: Vec<usize> = self.pods.iter().filter(|(_, p)| p.seen != generation).map(|(a, _)| *a).collect();
+        let added_addresses: HashSet<usize> = added.iter().map(|(a, _, _)| *a).collect();
+        if gone.is_empty() && added.is_empty() {
+            return;
+        }
+        let snapshot = Arc::make_mut(&mut self.snapshot);
+        for address in gone.into_iter().filter(|a| !added_addresses.contains(a)) {
+            if let Some(placed) = self.pods.remove(&address)
+                && let Some(info) = snapshot.node_mut(placed.node)
+            {
+                info.remove_pod(&placed.key);
+            }
+        }
+        for (address, pod, node) in added {
+            if let Some(old) = self.pods.remove(&address)
+                && let Some(info) = snapshot.node_mut(old.node)
+            {
+                info.remove_pod(&old.key);
+            }
+            let key = pod_key(&pod);
+            if let Some(info) = snapshot.node_mut(node) {
+                info.add_pod(PodInfo::new(pod));
+                self.pods.insert(address, Placed { node, key, seen: generation });
+            }
+        }
     }
 }
 
@@ -170,5 +224,61 @@ mod tests {
         let s = cache.snapshot(&nodes, &[]);
         assert_eq!(cpu_on(&s, "a"), 0);
         assert!(!cache.is_assumed("default/p"));
+    }
+
+    /// What a snapshot says, node by node: names of its pods (sorted) and the cpu they request.
+    fn summary(s: &Snapshot) -> Vec<(String, Vec<String>, i64)> {
+        s.nodes()
+            .iter()
+            .map(|n| {
+                let mut pods: Vec<String> = n.pods().iter().map(PodInfo::key).collect();
+                pods.sort();
+                (n.name().to_string(), pods, n.requested().milli_cpu)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn incremental_snapshots_match_fresh_ones() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let cache = SchedulerCache::new();
+        let mut nodes: Vec<Arc<Node>> = (0..4).map(|i| Arc::new(node(&format!("n{i}"), "8", "8Gi"))).collect();
+        let mut store: Vec<Arc<Pod>> = Vec::new();
+        for step in 0..300 {
+            match rng.random_range(0..6) {
+                0 | 1 => store.push(bound(&format!("p{step}"), &format!("n{}", rng.random_range(0..4)))),
+                2 if !store.is_empty() => {
+                    let i = rng.random_range(0..store.len());
+                    store.remove(i);
+                }
+                3 if !store.is_empty() => {
+                    // A new version of a pod (an update): same name, new object, maybe another cpu.
+                    let i = rng.random_range(0..store.len());
+                    let name = store[i].metadata.name.clone().unwrap_or_default();
+                    let mut p = pod_with_cpu(&name, if rng.random_bool(0.5) { "2" } else { "1" });
+                    if let Some(s) = p.spec.as_mut() {
+                        s.node_name = store[i].spec.as_ref().and_then(|s| s.node_name.clone());
+                    }
+                    store[i] = Arc::new(p);
+                }
+                4 => {
+                    let i = rng.random_range(0..nodes.len());
+                    nodes[i] = Arc::new(node(&format!("n{i}"), if rng.random_bool(0.5) { "8" } else { "16" }, "8Gi"));
+                }
+                5 => {
+                    let pending = Arc::new(pod_with_cpu(&format!("a{step}"), "1"));
+                    store.push(pending.clone());
+                    cache.assume(pending, &format!("n{}", rng.random_range(0..4)));
+                }
+                _ => {}
+            }
+            let incremental = summary(&cache.snapshot(&nodes, &store));
+            let fresh = SchedulerCache::new();
+            for (key, a) in cache.lock().iter() {
+                fresh.lock().insert(key.clone(), a.clone());
+            }
+            assert_eq!(incremental, summary(&fresh.snapshot(&nodes, &store)), "step {step}");
+        }
     }
 }

@@ -86,6 +86,12 @@ impl NodeInfo {
         &self.allocatable
     }
 
+    /// A newer version of the same node: its allocatable again, its pods kept.
+    pub fn replace_node(&mut self, node: Arc<Node>) {
+        self.allocatable = resources::node_allocatable(&node);
+        self.node = node;
+    }
+
     pub fn add_pod(&mut self, pod: PodInfo) {
         self.requested.add(&pod.requests);
         self.non_zero_requested.add(&pod.non_zero_requests);
@@ -117,6 +123,11 @@ impl Snapshot {
 
     pub fn nodes(&self) -> &[NodeInfo] {
         &self.nodes
+    }
+
+    /// The node at `index` in [`Self::nodes`], for the cache to update in place.
+    pub(crate) fn node_mut(&mut self, index: usize) -> Option<&mut NodeInfo> {
+        self.nodes.get_mut(index)
     }
 
     pub fn get(&self, name: &str) -> Option<&NodeInfo> {

@@ -1,5 +1,5 @@
 //! rudder's controllers: the parts of kube-controller-manager that run Deployments, ReplicaSets,
-//! ReplicationControllers, StatefulSets, garbage collection, namespaces, default service accounts and the root CA
+//! ReplicationControllers, StatefulSets, DaemonSets, garbage collection, namespaces, default service accounts and the root CA
 //! bundle.
 
 pub mod api_errors;
@@ -9,6 +9,7 @@ pub mod ownership;
 pub mod replicaset;
 pub mod replicationcontroller;
 pub mod statefulset;
+pub mod daemonset;
 pub mod deployment;
 pub mod discovery;
 pub mod root_ca_publisher;

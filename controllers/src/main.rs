@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use k8s_openapi::api::apps::v1::{ControllerRevision, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Node, Pod, ReplicationController, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::Api;
 use kube::runtime::watcher;
 use rudder_controllers::informer::Informer;
-use rudder_controllers::selection::{self, DEPLOYMENT, ENDPOINTS, ENDPOINTSLICE, GARBAGE_COLLECTOR, NAMESPACE, NODE_LIFECYCLE, REPLICASET, REPLICATIONCONTROLLER, ROOT_CA_PUBLISHER, SERVICEACCOUNT, STATEFULSET};
-use rudder_controllers::{deployment, endpoints, endpointslice, garbage_collector, namespace, node_lifecycle, replicaset, replicationcontroller, root_ca_publisher, serviceaccount, statefulset};
+use rudder_controllers::selection::{self, DAEMONSET, DEPLOYMENT, ENDPOINTS, ENDPOINTSLICE, GARBAGE_COLLECTOR, NAMESPACE, NODE_LIFECYCLE, REPLICASET, REPLICATIONCONTROLLER, ROOT_CA_PUBLISHER, SERVICEACCOUNT, STATEFULSET};
+use rudder_controllers::{daemonset, deployment, endpoints, endpointslice, garbage_collector, namespace, node_lifecycle, replicaset, replicationcontroller, root_ca_publisher, serviceaccount, statefulset};
 use tokio::sync::watch;
 
 /// How long controllers get to finish in-flight syncs after SIGTERM.
@@ -47,6 +47,10 @@ struct Flags {
     /// Stateful sets synced concurrently.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
     concurrent_statefulset_syncs: u16,
+
+    /// Daemon sets synced concurrently.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..))]
+    concurrent_daemonset_syncs: u16,
 
     /// Garbage collector workers.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
@@ -120,8 +124,8 @@ async fn main() -> anyhow::Result<()> {
     let cfg = watcher::Config::default;
     let apps = on(DEPLOYMENT) || on(REPLICASET);
     let service_endpoints = on(ENDPOINTSLICE) || on(ENDPOINTS);
-    let pods = (apps || on(REPLICATIONCONTROLLER) || on(STATEFULSET) || on(NODE_LIFECYCLE) || service_endpoints).then(|| Informer::<Pod>::spawn(Api::all(client.clone()), cfg()));
-    let nodes = (on(NODE_LIFECYCLE) || on(ENDPOINTSLICE)).then(|| Informer::<Node>::spawn(Api::all(client.clone()), cfg()));
+    let pods = (apps || on(REPLICATIONCONTROLLER) || on(STATEFULSET) || on(DAEMONSET) || on(NODE_LIFECYCLE) || service_endpoints).then(|| Informer::<Pod>::spawn(Api::all(client.clone()), cfg()));
+    let nodes = (on(NODE_LIFECYCLE) || on(ENDPOINTSLICE) || on(DAEMONSET)).then(|| Informer::<Node>::spawn(Api::all(client.clone()), cfg()));
     let services = service_endpoints.then(|| Informer::<Service>::spawn(Api::all(client.clone()), cfg()));
     let slices = on(ENDPOINTSLICE).then(|| Informer::<EndpointSlice>::spawn(Api::all(client.clone()), cfg()));
     let legacy_endpoints = on(ENDPOINTS).then(|| Informer::<Endpoints>::spawn(Api::all(client.clone()), cfg()));
@@ -129,7 +133,8 @@ async fn main() -> anyhow::Result<()> {
     let replica_sets = apps.then(|| Informer::<ReplicaSet>::spawn(Api::all(client.clone()), cfg()));
     let replication_controllers = on(REPLICATIONCONTROLLER).then(|| Informer::<ReplicationController>::spawn(Api::all(client.clone()), cfg()));
     let stateful_sets = on(STATEFULSET).then(|| Informer::<StatefulSet>::spawn(Api::all(client.clone()), cfg()));
-    let controller_revisions = on(STATEFULSET).then(|| Informer::<ControllerRevision>::spawn(Api::all(client.clone()), cfg()));
+    let controller_revisions = (on(STATEFULSET) || on(DAEMONSET)).then(|| Informer::<ControllerRevision>::spawn(Api::all(client.clone()), cfg()));
+    let daemon_sets = on(DAEMONSET).then(|| Informer::<DaemonSet>::spawn(Api::all(client.clone()), cfg()));
     let deployments = on(DEPLOYMENT).then(|| Informer::<Deployment>::spawn(Api::all(client.clone()), cfg()));
     let namespaces = (on(SERVICEACCOUNT) || on(ROOT_CA_PUBLISHER) || on(NAMESPACE)).then(|| Informer::<Namespace>::spawn(Api::all(client.clone()), cfg()));
     let accounts = on(SERVICEACCOUNT)
@@ -149,6 +154,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let (Some(ss), Some(p), Some(cr)) = (&stateful_sets, &pods, &controller_revisions) {
         tasks.spawn(statefulset::run(client.clone(), ss, p, cr, flags.concurrent_statefulset_syncs, stopped(&stop_rx)));
+    }
+    if let (Some(ds), Some(p), Some(n), Some(cr)) = (&daemon_sets, &pods, &nodes, &controller_revisions) {
+        tasks.spawn(daemonset::run(client.clone(), ds, p, n, cr, flags.concurrent_daemonset_syncs, stopped(&stop_rx)));
     }
     if let (Some(ns), Some(sa)) = (&namespaces, &accounts) {
         tasks.spawn(serviceaccount::run(client.clone(), ns, sa, stopped(&stop_rx)));
@@ -183,6 +191,7 @@ async fn main() -> anyhow::Result<()> {
             Box::pin(wait_ready(replication_controllers.as_ref().map(Informer::store))),
             Box::pin(wait_ready(stateful_sets.as_ref().map(Informer::store))),
             Box::pin(wait_ready(controller_revisions.as_ref().map(Informer::store))),
+            Box::pin(wait_ready(daemon_sets.as_ref().map(Informer::store))),
             Box::pin(wait_ready(deployments.as_ref().map(Informer::store))),
             Box::pin(wait_ready(namespaces.as_ref().map(Informer::store))),
             Box::pin(wait_ready(accounts.as_ref().map(Informer::store))),

@@ -13,6 +13,7 @@ pub const DEPLOYMENT: &str = "deployment-controller";
 pub const REPLICASET: &str = "replicaset-controller";
 pub const REPLICATIONCONTROLLER: &str = "replicationcontroller-controller";
 pub const STATEFULSET: &str = "statefulset-controller";
+pub const DAEMONSET: &str = "daemonset-controller";
 pub const GARBAGE_COLLECTOR: &str = "garbage-collector-controller";
 pub const SERVICEACCOUNT: &str = "serviceaccount-controller";
 pub const ROOT_CA_PUBLISHER: &str = "root-ca-certificate-publisher-controller";
@@ -27,6 +28,7 @@ pub const KNOWN: &[Known] = &[
     Known { name: REPLICASET, aliases: &["replicaset"] },
     Known { name: REPLICATIONCONTROLLER, aliases: &["replicationcontroller"] },
     Known { name: STATEFULSET, aliases: &["statefulset"] },
+    Known { name: DAEMONSET, aliases: &["daemonset"] },
     Known { name: GARBAGE_COLLECTOR, aliases: &["garbagecollector", "garbage-collector"] },
     Known { name: SERVICEACCOUNT, aliases: &["serviceaccount"] },
     Known { name: ROOT_CA_PUBLISHER, aliases: &["root-ca-cert-publisher"] },
@@ -88,6 +90,8 @@ mod tests {
         assert!(enabled(&list("replicationcontroller")).is_ok_and(|s| s.len() == 1 && s.contains(REPLICATIONCONTROLLER)), "old name");
         assert!(enabled(&list("statefulset")).is_ok_and(|s| s.len() == 1 && s.contains(STATEFULSET)), "statefulset alias");
         assert!(enabled(&list("*,-statefulset")).is_ok_and(|s| !s.contains(STATEFULSET) && s.contains(REPLICASET)));
+        assert!(enabled(&list("daemonset")).is_ok_and(|s| s.len() == 1 && s.contains(DAEMONSET)), "daemonset alias");
+        assert!(enabled(&list("*,-daemonset")).is_ok_and(|s| !s.contains(DAEMONSET) && s.contains(STATEFULSET)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod claims;
 mod identity;
 mod order;
 mod pending;
-mod revision;
+pub(crate) mod revision;
 mod status;
 mod sync;
 mod update;

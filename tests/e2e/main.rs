@@ -2,6 +2,7 @@
 //! one binary so they run concurrently, each in its own namespace.
 
 mod common;
+mod daemonset;
 mod dns;
 mod failures;
 mod garbage_collection;

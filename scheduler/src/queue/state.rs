@@ -3,7 +3,8 @@
 //! 10 s after a failed attempt), an unschedulable pool (pods waiting for a cluster change) and the gated
 //! pods (non-empty `schedulingGates`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,10 +51,37 @@ pub struct Lengths {
     pub gated: usize,
 }
 
+/// An active pod's place in line: highest priority, then longest waiting, first. Entries are never
+/// removed from the heap; one whose `seq` is no longer its pod's current one is skipped when popped.
+#[derive(Debug, PartialEq, Eq)]
+struct InLine {
+    priority: i32,
+    since: Instant,
+    seq: u64,
+    key: String,
+}
+
+impl Ord for InLine {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.priority.cmp(&other.priority).then_with(|| other.since.cmp(&self.since)).then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+impl PartialOrd for InLine {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// The queue's whole state.
 #[derive(Debug)]
 pub struct QueueState {
     pods: BTreeMap<String, (QueuedPod, Where)>,
+    /// The active pods in line (a heap, so a pop does not scan every pending pod).
+    line: BinaryHeap<InLine>,
+    /// Each active pod's current entry in `line`.
+    active: HashMap<String, u64>,
+    next_seq: u64,
     /// Popped and not yet returned or done.
     in_flight: HashSet<String>,
     /// Incremented by every pop.
@@ -101,6 +129,9 @@ impl QueueState {
     pub fn new(initial_backoff: Duration, max_backoff: Duration) -> Self {
         Self {
             pods: BTreeMap::new(),
+            line: BinaryHeap::new(),
+            active: HashMap::new(),
+            next_seq: 0,
             in_flight: HashSet::new(),
             scheduling_cycle: 0,
             move_request_cycle: 0,
@@ -133,40 +164,61 @@ impl QueueState {
         let (initial, max) = (self.initial_backoff, self.max_backoff);
         let Some((qp, place)) = self.pods.get_mut(&key) else {
             let qp = QueuedPod { pod, key: key.clone(), attempts: 0, timestamp: now, last_failure: None };
-            self.pods.insert(key, (qp, if gated { Where::Gated } else { Where::Active }));
+            self.pods.insert(key.clone(), (qp, Where::Gated));
+            if !gated {
+                self.place(&key, Where::Active);
+            }
             return;
         };
         let relevant = scheduling_relevant_change(&qp.pod, &pod);
         qp.pod = pod;
-        match (*place, gated) {
-            (_, true) => *place = Where::Gated,
+        let next = match (*place, gated) {
+            (_, true) => Where::Gated,
             (Where::Gated, false) => {
-                *place = Where::Active;
                 qp.timestamp = now;
+                Where::Active
             }
             (Where::Unschedulable, false) if relevant => {
                 let backing_off = qp.last_failure.is_some_and(|t| t + backoff_for(initial, max, qp.attempts) > now);
-                *place = if backing_off { Where::Backoff } else { Where::Active };
                 qp.timestamp = now;
+                if backing_off { Where::Backoff } else { Where::Active }
             }
-            _ => {}
+            (current, false) => current,
+        };
+        self.place(&key, next);
+    }
+
+    /// Puts a queued pod in sub-queue `to`, lining it up when it becomes active. Every change of sub-queue
+    /// goes through here, so `line` and `active` always agree with `pods`.
+    fn place(&mut self, key: &str, to: Where) {
+        let Some((qp, place)) = self.pods.get_mut(key) else { return };
+        let was = std::mem::replace(place, to);
+        if to != Where::Active {
+            self.active.remove(key);
+            return;
         }
+        if was == Where::Active && self.active.contains_key(key) {
+            return;
+        }
+        self.next_seq += 1;
+        self.line.push(InLine { priority: pod_priority(&qp.pod), since: qp.timestamp, seq: self.next_seq, key: key.to_string() });
+        self.active.insert(key.to_string(), self.next_seq);
     }
 
     pub fn delete(&mut self, key: &str) {
         self.pods.remove(key);
+        self.active.remove(key);
     }
 
     /// Takes the highest-priority, longest-waiting active pod and marks it in flight.
     pub fn pop(&mut self) -> Option<(QueuedPod, u64)> {
-        let key = self
-            .pods
-            .values()
-            .filter(|(_, w)| *w == Where::Active)
-            .max_by(|(a, _), (b, _)| {
-                pod_priority(&a.pod).cmp(&pod_priority(&b.pod)).then_with(|| b.timestamp.cmp(&a.timestamp))
-            })
-            .map(|(qp, _)| qp.key.clone())?;
+        let key = loop {
+            let entry = self.line.pop()?;
+            if self.active.get(&entry.key) == Some(&entry.seq) {
+                break entry.key;
+            }
+        };
+        self.active.remove(&key);
         let (mut qp, _) = self.pods.remove(&key)?;
         qp.attempts += 1;
         self.scheduling_cycle += 1;
@@ -186,6 +238,7 @@ impl QueueState {
         qp.last_failure = Some(now);
         qp.timestamp = now;
         let place = if self.move_request_cycle >= pod_cycle { Where::Backoff } else { Where::Unschedulable };
+        self.active.remove(&qp.key);
         self.pods.insert(qp.key.clone(), (qp, place));
     }
 
@@ -194,6 +247,7 @@ impl QueueState {
         self.in_flight.remove(&qp.key);
         qp.last_failure = Some(now);
         qp.timestamp = now;
+        self.active.remove(&qp.key);
         self.pods.insert(qp.key.clone(), (qp, Where::Backoff));
     }
 
@@ -215,10 +269,10 @@ impl QueueState {
             .collect();
         for k in keys {
             let backing_off = self.pods.get(&k).is_some_and(|(qp, _)| self.is_backing_off(qp, now));
-            if let Some((qp, w)) = self.pods.get_mut(&k) {
-                *w = if backing_off { Where::Backoff } else { Where::Active };
+            if let Some((qp, _)) = self.pods.get_mut(&k) {
                 qp.timestamp = now;
             }
+            self.place(&k, if backing_off { Where::Backoff } else { Where::Active });
         }
     }
 
@@ -234,9 +288,9 @@ impl QueueState {
                 Where::Unschedulable => now.saturating_duration_since(qp.timestamp) >= MAX_IN_UNSCHEDULABLE,
                 _ => false,
             };
-            if ready && let Some((qp, w)) = self.pods.get_mut(&k) {
-                *w = Where::Active;
+            if ready && let Some((qp, _)) = self.pods.get_mut(&k) {
                 qp.timestamp = now;
+                self.place(&k, Where::Active);
                 moved += 1;
             }
         }
@@ -248,7 +302,7 @@ impl QueueState {
     }
 
     pub fn has_active(&self) -> bool {
-        self.pods.values().any(|(_, w)| *w == Where::Active)
+        !self.active.is_empty()
     }
 
     pub fn lengths(&self) -> Lengths {

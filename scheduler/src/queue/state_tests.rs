@@ -160,3 +160,22 @@ fn updates() {
     q.add_or_update(Arc::new(pod("p")), t0);
     assert_eq!(q.where_is("default/p"), Some(Where::Active), "after done it can be queued again");
 }
+
+#[test]
+fn a_pod_lined_up_twice_is_popped_once_in_its_current_place() {
+    let t0 = Instant::now();
+    let mut q = QueueState::default();
+    q.add_or_update(with_priority("a", 0), t0);
+    q.add_or_update(with_priority("b", 0), t0 + secs(1));
+    // a is gated, then released later: its old place in line no longer counts.
+    let mut gated = (*with_priority("a", 0)).clone();
+    if let Some(s) = gated.spec.as_mut() {
+        s.scheduling_gates = Some(vec![PodSchedulingGate { name: "wait".into() }]);
+    }
+    q.add_or_update(Arc::new(gated), t0 + secs(2));
+    assert!(q.has_active(), "b is still active");
+    q.add_or_update(with_priority("a", 0), t0 + secs(3));
+    let order: Vec<String> = std::iter::from_fn(|| q.pop().map(|(qp, _)| qp.key)).collect();
+    assert_eq!(order, ["default/b", "default/a"], "a lines up again behind b, once");
+    assert!(!q.has_active());
+}

@@ -23,14 +23,19 @@ struct Assumed {
 /// from, so an address cannot be reused for another object meanwhile: an address seen before means the
 /// very same object. A cycle then costs a pass of pointer lookups instead of rebuilding every node's info
 /// (upstream's incremental snapshot, by other means).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Default)]
 struct Incremental {
     snapshot: Arc<Snapshot>,
-    /// The node objects the snapshot holds, in its order.
+    /// The node objects the snapshot holds, in its order, and where each name is.
     nodes: Vec<usize>,
+    node_index: FastMap<String, usize>,
     /// Every pod counted in the snapshot, by address: its node's index, its key, when it was last seen.
-    pods: HashMap<usize, Placed>,
+    pods: FastMap<usize, Placed>,
     generation: u64,
+    /// Pods seen this cycle that the snapshot does not count yet (or counts on another node).
+    added: Vec<(usize, Arc<Pod>, usize)>,
 }
 
 struct Placed {
@@ -80,7 +85,8 @@ impl SchedulerCache {
     pub fn snapshot(&self, nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> Arc<Snapshot> {
         let mut assumed = self.lock();
         // Only assumed pods need to know whether the store has them bound: look at those alone.
-        let assumed_names: HashSet<&str> = assumed.keys().filter_map(|k| k.split_once('/').map(|(_, name)| name)).collect();
+        let assumed_names: HashSet<&str, foldhash::fast::RandomState> =
+            assumed.keys().filter_map(|k| k.split_once('/').map(|(_, name)| name)).collect();
         let mut present: HashMap<String, bool> = HashMap::with_capacity(assumed.len());
         for p in pods.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| assumed_names.contains(n))) {
             present.insert(pod_key(p), node_of(p).is_some());
@@ -93,10 +99,17 @@ impl SchedulerCache {
 
         let mut inc = self.incremental.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         inc.sync_nodes(nodes);
-        let index: HashMap<&str, usize> = nodes.iter().enumerate().filter_map(|(i, n)| Some((n.metadata.name.as_deref()?, i))).collect();
-        let counted = pods.iter().filter_map(|p| Some((p, *index.get(node_of(p)?)?)));
-        let assumed_here = assumed.values().filter_map(|a| Some((&a.pod, *index.get(a.node.as_str())?)));
-        inc.sync_pods(counted.chain(assumed_here));
+        inc.generation += 1;
+        for p in pods {
+            if let Some(node) = node_of(p) {
+                inc.see(p, node, false);
+            }
+        }
+        for a in assumed.values() {
+            // The same object may be assumed again elsewhere after a failed bind: check its node.
+            inc.see(&a.pod, &a.node, true);
+        }
+        inc.apply();
         inc.snapshot.clone()
     }
 }
@@ -114,10 +127,7 @@ impl Incremental {
         }
         let same_names = addresses.len() == self.nodes.len()
             && nodes.iter().zip(self.snapshot.nodes()).all(|(n, info)| n.metadata.name.as_deref() == Some(info.name()));
-        if !same_names {
-            self.snapshot = Arc::new(Snapshot::new(nodes.iter().map(|n| NodeInfo::new(n.clone())).collect()));
-            self.pods.clear();
-        } else {
+        if same_names {
             let snapshot = Arc::make_mut(&mut self.snapshot);
             for (i, n) in nodes.iter().enumerate() {
                 if addresses.get(i) != self.nodes.get(i)
@@ -126,30 +136,47 @@ impl Incremental {
                     info.replace_node(n.clone());
                 }
             }
+        } else {
+            self.snapshot = Arc::new(Snapshot::new(nodes.iter().map(|n| NodeInfo::new(n.clone())).collect()));
+            self.node_index = self.snapshot.nodes().iter().enumerate().map(|(i, n)| (n.name().to_string(), i)).collect();
+            self.pods.clear();
         }
         self.nodes = addresses;
     }
 
-    /// Adds the pods not counted yet and removes those no longer there (deleted, or replaced by a newer
-    /// version of the object).
-    fn sync_pods<'a>(&mut self, pods: impl Iterator<Item = (&'a Arc<Pod>, usize)>) {
-        self.generation += 1;
+    /// Notes that `pod` runs (or is assumed) on `node` this cycle. A pod object already counted keeps its
+    /// node (its nodeName cannot change without a new object) unless `check_node` asks to compare.
+    fn see(&mut self, pod: &Arc<Pod>, node: &str, check_node: bool) {
+        let address = Arc::as_ptr(pod) as usize;
         let generation = self.generation;
-        let mut added: Vec<(usize, Arc<Pod>, usize)> = Vec::new();
-        for (pod, node) in pods {
-            let address = Arc::as_ptr(pod) as usize;
-            match self.pods.get_mut(&address) {
-                Some(placed) if placed.node == node => placed.seen = generation,
-                _ => added.push((address, pod.clone(), node)),
+        let index = |inc: &Self| inc.node_index.get(node).copied();
+        match self.pods.get(&address).map(|p| p.node) {
+            Some(counted) if !check_node || index(self) == Some(counted) => {
+                if let Some(placed) = self.pods.get_mut(&address) {
+                    placed.seen = generation;
+                }
+            }
+            _ => {
+                if let Some(i) = index(self) {
+                    self.added.push((address, pod.clone(), i));
+                }
             }
         }
+    }
+
+    /// Removes the pods not seen this cycle (deleted, or replaced by a newer version of the object) and
+    /// adds the new ones.
+    fn apply(&mut self) {
+        let generation = self.generation;
+        let added = std::mem::take(&mut self.added);
         let gone: Vec<usize> = self.pods.iter().filter(|(_, p)| p.seen != generation).map(|(a, _)| *a).collect();
-        let added_addresses: HashSet<usize> = added.iter().map(|(a, _, _)| *a).collect();
         if gone.is_empty() && added.is_empty() {
             return;
         }
         let snapshot = Arc::make_mut(&mut self.snapshot);
-        for address in gone.into_iter().filter(|a| !added_addresses.contains(a)) {
+        // An object re-placed this cycle is handled with the additions, so skip it here.
+        let re_placed: HashSet<usize> = added.iter().map(|(a, _, _)| *a).collect();
+        for address in gone.into_iter().filter(|a| !re_placed.contains(a)) {
             if let Some(placed) = self.pods.remove(&address)
                 && let Some(info) = snapshot.node_mut(placed.node)
             {

@@ -15,13 +15,17 @@ pub struct PodInfo {
     pub requests: Resource,
     /// Requests for scoring (missing cpu/memory count the defaults).
     pub non_zero_requests: Resource,
+    /// It has pod affinity or anti-affinity terms (which other pods' placement must consider).
+    pub has_pod_affinity: bool,
 }
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> Self {
         let requests = resources::pod_requests(&pod);
         let non_zero_requests = resources::pod_non_zero_requests(&pod);
-        Self { pod, requests, non_zero_requests }
+        let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
+        let has_pod_affinity = affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
+        Self { pod, requests, non_zero_requests, has_pod_affinity }
     }
 
     /// `namespace/name`.
@@ -50,6 +54,9 @@ pub struct NodeInfo {
     node: Arc<Node>,
     name: String,
     pods: Vec<PodInfo>,
+    /// How many of `pods` have pod (anti-)affinity terms: a node without any can be skipped when only
+    /// existing pods' terms matter.
+    with_pod_affinity: usize,
     requested: Resource,
     non_zero_requested: Resource,
     allocatable: Resource,
@@ -59,7 +66,15 @@ impl NodeInfo {
     pub fn new(node: Arc<Node>) -> Self {
         let allocatable = resources::node_allocatable(&node);
         let name = node.metadata.name.clone().unwrap_or_default();
-        Self { node, name, pods: Vec::new(), requested: Resource::default(), non_zero_requested: Resource::default(), allocatable }
+        Self {
+            node,
+            name,
+            pods: Vec::new(),
+            with_pod_affinity: 0,
+            requested: Resource::default(),
+            non_zero_requested: Resource::default(),
+            allocatable,
+        }
     }
 
     pub fn node(&self) -> &Node {
@@ -72,6 +87,10 @@ impl NodeInfo {
 
     pub fn pods(&self) -> &[PodInfo] {
         &self.pods
+    }
+
+    pub fn pods_with_pod_affinity(&self) -> usize {
+        self.with_pod_affinity
     }
 
     pub fn requested(&self) -> &Resource {
@@ -95,6 +114,7 @@ impl NodeInfo {
     pub fn add_pod(&mut self, pod: PodInfo) {
         self.requested.add(&pod.requests);
         self.non_zero_requested.add(&pod.non_zero_requests);
+        self.with_pod_affinity += usize::from(pod.has_pod_affinity);
         self.pods.push(pod);
     }
 
@@ -104,6 +124,7 @@ impl NodeInfo {
         let pod = self.pods.remove(i);
         self.requested.subtract(&pod.requests);
         self.non_zero_requested.subtract(&pod.non_zero_requests);
+        self.with_pod_affinity -= usize::from(pod.has_pod_affinity);
         true
     }
 }

@@ -78,8 +78,10 @@ impl PreFilterPlugin for InterPodAffinity {
         let terms = PodTerms::of(pod);
         state.write(PRE_SCORE_STATE_KEY, preferred_scores(pod, &terms, snapshot));
         let mut s = PreFilterState { terms, existing_anti: HashMap::new(), affinity: HashMap::new(), anti: HashMap::new() };
-        for n in snapshot.nodes() {
-            for e in n.pods() {
+        // Without required terms of its own, only existing pods with terms can matter.
+        let own_required = !s.terms.required_affinity.is_empty() || !s.terms.required_anti_affinity.is_empty();
+        for n in snapshot.nodes().iter().filter(|n| own_required || n.pods_with_pod_affinity() > 0) {
+            for e in n.pods().iter().filter(|e| own_required || e.has_pod_affinity) {
                 let existing = PodTerms::of(&e.pod);
                 for t in existing.required_anti_affinity.iter().filter(|t| t.matches(pod)) {
                     bump(&mut s.existing_anti, n.node(), &t.topology_key, 1);
@@ -140,8 +142,10 @@ impl FilterPlugin for InterPodAffinity {
 /// count pods on all nodes, not only the feasible ones).
 fn preferred_scores(pod: &Pod, mine: &PodTerms, snapshot: &Snapshot) -> HashMap<Domain, i64> {
     let mut scores: HashMap<Domain, i64> = HashMap::new();
-    for n in snapshot.nodes() {
-        for e in n.pods() {
+    // Without preferred terms of its own, only existing pods with terms can add to a score.
+    let own_preferred = !mine.preferred_affinity.is_empty() || !mine.preferred_anti_affinity.is_empty();
+    for n in snapshot.nodes().iter().filter(|n| own_preferred || n.pods_with_pod_affinity() > 0) {
+        for e in n.pods().iter().filter(|e| own_preferred || e.has_pod_affinity) {
             let theirs = PodTerms::of(&e.pod);
             let node = n.node();
             for t in mine.preferred_affinity.iter().filter(|t| t.matches(&e.pod)) {

@@ -48,7 +48,7 @@ while (($#)); do
     --disruptive) disruptive=1; shift ;;
     --verbose | -v) verbose=1; shift ;;
     --no-images) images=0; shift ;;
-    --ci) focus=$(conformance::ci_focus); timeout=30m; shift ;;
+    --ci) focus=$(conformance::ci_focus); timeout=30m; parallel=3; shift ;;
     --dry-run) mode=dry-run; shift ;;
     --images) mode=images; shift ;;
     -h | --help) usage; exit 0 ;;

@@ -41,6 +41,8 @@ echo "cluster ready after ${SECONDS}s"
 results=$(mktemp)
 # Same profile as the launcher's build, so dependencies compile once. No doc tests: there are none.
 cargo test --release --workspace --exclude rudder-e2e --lib --bins --tests 2>&1 | tee -a "$results"
+# The benchmarks' pure helpers (the benchmarks themselves are not tests: hack/bench.sh).
+cargo test --release -p rudder-e2e --test bench_unit --test bench_proxy_unit 2>&1 | tee -a "$results"
 export KUBECONFIG="$RUDDER_HOME/admin.kubeconfig"
 cargo test --release -p rudder-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" 2>&1 | tee -a "$results"
 # A small, stable focus of the upstream conformance suite (hack/conformance.sh --ci), so regressions show.

@@ -32,6 +32,17 @@ CONFORMANCE_CI_TESTS=(
   "[sig-node] Pods should be updated"
   "[sig-node] Containers should use the image defaults if command and args are blank"
   "[sig-node] Kubelet when scheduling a busybox command in a pod should print the output to logs"
+  "[sig-node] InitContainer [NodeConformance] should invoke init containers on a RestartNever pod"
+  "[sig-node] Container Runtime blackbox test on terminated container should report termination message from file when pod succeeds and TerminationMessagePolicy FallbackToLogsOnError is set"
+  "[sig-node] Container Lifecycle Hook when create a pod with lifecycle hook should execute poststart exec hook properly"
+  "[sig-node] KubeletManagedEtcHosts should test kubelet managed /etc/hosts file"
+  "[sig-node] Probing container with readiness probe that fails should never be ready and never restart"
+  "[sig-storage] EmptyDir volumes should support (root,0666,tmpfs)"
+  "[sig-apps] ReplicationController should serve a basic image on each replica with a public image"
+  "[sig-apps] StatefulSet Basic StatefulSet functionality [StatefulSetBasic] should have a working scale subresource"
+  "[sig-network] DNS should provide DNS for services"
+  "[sig-network] Services should serve a basic endpoint from pods"
+  "[sig-network] API Server should have Endpoints and EndpointSlices pointing to API Server"
 )
 
 conformance::log() { printf '[conformance] %s\n' "$*" >&2; }

@@ -166,25 +166,38 @@ async fn manage(target: &Target<'_>, ctx: &Context, api: &Api<Pod>, active: &[Ar
         }
     } else if active.len() > desired {
         let surplus = (active.len() - desired).min(BURST_REPLICAS);
-        for pod in ranking::pods_to_delete(active, surplus) {
-            let pod_name = pod.name_any();
+        let doomed = ranking::pods_to_delete(active, surplus);
+        for pod in &doomed {
             let uid = pod.metadata.uid.clone().unwrap_or_default();
-            ctx.expectations.expect_delete(key, (pod.namespace().unwrap_or_default(), pod_name.clone()), uid.clone(), Instant::now());
-            let params = DeleteParams { preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }), ..Default::default() };
-            match api.delete(&pod_name, &params).await {
+            ctx.expectations.expect_delete(key, (pod.namespace().unwrap_or_default(), pod.name_any()), uid, Instant::now());
+        }
+        // All at once, like upstream.
+        let deletes = doomed.iter().map(|pod| {
+            let uid = pod.metadata.uid.clone();
+            let params = DeleteParams { preconditions: Some(Preconditions { uid, resource_version: None }), ..Default::default() };
+            async move { (pod, api.delete(&pod.name_any(), &params).await) }
+        });
+        let mut failure = None;
+        for (pod, result) in futures::future::join_all(deletes).await {
+            let pod_name = pod.name_any();
+            match result {
                 Ok(_) => {
                     ctx.events
                         .normal(reference, Some(pod.object_ref(&())), "SuccessfulDelete", "Delete", format!("Deleted pod: {pod_name}"))
                         .await;
                 }
                 Err(e) if api_errors::is_not_found(&e) => {}
-                Err(source) => {
+                Err(source) if failure.is_none() => {
                     let message = api_message(&source);
                     ctx.events.warning(reference, None, "FailedDelete", "Delete", format!("Error deleting: {message}")).await;
                     let error = Error::Pods { action: "delete pod", owner: label.to_string(), source };
-                    return Err(Failure { reason: "FailedDelete", message, error });
+                    failure = Some(Failure { reason: "FailedDelete", message, error });
                 }
+                Err(_) => {}
             }
+        }
+        if let Some(failure) = failure {
+            return Err(failure);
         }
     }
     Ok(())

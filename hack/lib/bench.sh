@@ -18,10 +18,10 @@ RUDDER_CACHE=${RUDDER_CACHE:-/var/cache/rudder}
 RUDDER_BIN_DIR=${RUDDER_BIN_DIR:-$REPO/target/release}
 BENCH_OUT_DIR=/var/tmp/rudder-bench
 
-# bench::usage SCRIPT [PREFIX] prints lines 2-3 of SCRIPT (its synopsis), each "# " replaced by PREFIX,
-# and exits 2.
+# bench::usage SCRIPT [PREFIX] prints SCRIPT's synopsis (its comment lines up to the first empty "#"),
+# each "# " replaced by PREFIX, and exits 2.
 bench::usage() {
-  sed -n '2,3p' "$1" | sed "s/^# /${2:-}/" >&2
+  sed -n '2,/^#$/p' "$1" | sed '$d' | sed "s/^# /${2:-}/" >&2
   exit 2
 }
 

@@ -14,7 +14,7 @@ mod health;
 mod monitor;
 mod no_schedule;
 mod taints;
-mod tolerations;
+pub(crate) mod tolerations;
 mod writes;
 mod zone;
 

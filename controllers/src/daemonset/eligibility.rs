@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Toleration};
+
+use crate::node_lifecycle::tolerations::tolerates;
 
 /// Taint keys the node lifecycle controller and node agents set, which daemon pods tolerate.
 const NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -58,23 +60,6 @@ pub fn add_default_tolerations(spec: &mut PodSpec) {
             Some(existing) => *existing = wanted,
             None => tolerations.push(wanted),
         }
-    }
-}
-
-/// The toleration matches the taint (upstream's rule; an empty key with `Exists` matches all).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    let effect = toleration.effect.as_deref().unwrap_or_default();
-    if !effect.is_empty() && effect != taint.effect {
-        return false;
-    }
-    let key = toleration.key.as_deref().unwrap_or_default();
-    if !key.is_empty() && key != taint.key {
-        return false;
-    }
-    match toleration.operator.as_deref().unwrap_or_default() {
-        "" | "Equal" => toleration.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
-        "Exists" => true,
-        _ => false,
     }
 }
 
@@ -151,7 +136,7 @@ pub fn of(spec: &PodSpec, node: &Node) -> Eligibility {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSpec};
+    use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSpec, Taint};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;

@@ -5,7 +5,6 @@
 
 mod backoff;
 mod eligibility;
-mod expectations;
 mod history;
 mod plan;
 mod pods;
@@ -28,6 +27,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use crate::events::Events;
 use crate::informer::Informer;
 use crate::ownership;
+use crate::replicaset::Expectations;
 
 pub use pods::{REVISION_HASH_LABEL, TEMPLATE_GENERATION_LABEL};
 
@@ -64,7 +64,7 @@ pub struct Context {
     pub nodes: Store<Node>,
     pub revisions: Store<ControllerRevision>,
     pub events: Events,
-    expectations: Arc<expectations::Expectations>,
+    expectations: Arc<Expectations>,
     failed_pods: backoff::Backoff,
 }
 
@@ -79,7 +79,7 @@ pub fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let set_store = sets.store();
-    let expectations = Arc::new(expectations::Expectations::default());
+    let expectations = Arc::new(Expectations::default());
     let context = Arc::new(Context {
         client: client.clone(),
         pods: pods.store(),
@@ -114,12 +114,12 @@ fn owning_set(namespace: &Option<String>, owner: Option<&OwnerReference>) -> Opt
 
 /// A pod change concerns its controlling set, or — for an orphan — every set in its namespace that
 /// selects it (one of them may adopt it). Every change is also noted for the expectations.
-fn pod_mapper(sets: Store<DaemonSet>, expectations: Arc<expectations::Expectations>) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<DaemonSet>> + Send + Sync + 'static {
+fn pod_mapper(sets: Store<DaemonSet>, expectations: Arc<Expectations>) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<DaemonSet>> + Send + Sync + 'static {
     move |pod| {
         let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.as_deref()) else {
             return Vec::new();
         };
-        expectations.observe(format!("{ns}/{name}"), Instant::now());
+        expectations.observe((ns.clone(), name.to_string()), Instant::now());
         match ownership::controller_of(&pod.metadata) {
             Some(owner) => owning_set(&pod.metadata.namespace, Some(owner)).into_iter().collect(),
             None => sets

@@ -21,7 +21,7 @@ use crate::events::Events;
 use crate::informer::Informer;
 use crate::ownership;
 
-pub use expectations::Expectations;
+pub use expectations::{Expectations, PodKey, Seen};
 pub use owner::{ReplicaOwner, controller_reference, refers_to};
 
 /// The event source name, as upstream.

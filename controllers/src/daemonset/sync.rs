@@ -12,7 +12,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::eligibility::{self, Eligibility};
@@ -20,7 +19,7 @@ use super::history::{self, Decision};
 use super::{Context, Error, plan, pods, rolling, status};
 use crate::api_errors;
 use crate::ownership::{self, Claim};
-use crate::replicaset::api_message;
+use crate::replicaset::{Seen, api_message};
 
 /// Upstream's cap on pods created in one sync.
 const BURST_REPLICAS: usize = 250;
@@ -57,10 +56,7 @@ pub async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<Context>) -> Result<Action, 
     let spec = ds.spec.clone().unwrap_or_default();
 
     // Check expectations before reading the cache, so pods observed in between are not missed.
-    let satisfied = ctx.expectations.satisfied(&target.key, &ns, Instant::now(), |pod| {
-        let cached = ctx.pods.get(&ObjectRef::new(pod).within(&ns))?;
-        Some((cached.metadata.uid.clone().unwrap_or_default(), cached.metadata.deletion_timestamp.is_some()))
-    });
+    let satisfied = ctx.expectations.satisfied(&target.key, Instant::now(), |pod| Seen::in_store(&ctx.pods, pod));
     let daemon_pods = claim_pods(&target, &ctx).await?;
     let (revision_name, hash, collision_count) = settle_revision(&target, &ctx).await?;
     let generation = pods::template_generation(&ds);
@@ -260,7 +256,7 @@ async fn create_pods(target: &Target<'_>, ctx: &Context, template: &PodTemplateS
             match result {
                 Ok(pod) => {
                     let pod_name = pod.name_any();
-                    ctx.expectations.created(&target.key, pod_name.clone(), Instant::now());
+                    ctx.expectations.expect_create(&target.key, (target.ns.to_string(), pod_name.clone()), Instant::now());
                     ctx.events.normal(&target.regarding, Some(pod.object_ref(&())), "SuccessfulCreate", "Create", format!("Created pod: {pod_name}")).await;
                 }
                 Err(e) if api_errors::is_namespace_terminating(&e) => return Ok(()),
@@ -282,7 +278,7 @@ async fn delete_pods(target: &Target<'_>, ctx: &Context, doomed: &[Arc<Pod>]) ->
     let requests = doomed.iter().map(|pod| {
         let pod_name = pod.name_any();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        ctx.expectations.deleted(&target.key, pod_name.clone(), uid.clone(), Instant::now());
+        ctx.expectations.expect_delete(&target.key, (target.ns.to_string(), pod_name.clone()), uid.clone(), Instant::now());
         let params = DeleteParams { preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }), ..Default::default() };
         let api = api.clone();
         async move { (pod, api.delete(&pod_name, &params).await) }

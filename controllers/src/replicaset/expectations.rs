@@ -8,6 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
+
 /// How long an expectation may stay unobserved before it is assumed lost.
 pub const EXPECTATION_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -32,7 +35,17 @@ pub enum Seen {
     Present { uid: String, deleting: bool },
 }
 
-/// Outstanding expectations of every replica set, keyed by `namespace/name`.
+impl Seen {
+    /// What `pods` (the shared pod cache) holds under `key`.
+    pub fn in_store(pods: &Store<Pod>, (namespace, name): &PodKey) -> Self {
+        match pods.get(&ObjectRef::new(name).within(namespace)) {
+            None => Seen::Absent,
+            Some(p) => Seen::Present { uid: p.metadata.uid.clone().unwrap_or_default(), deleting: p.metadata.deletion_timestamp.is_some() },
+        }
+    }
+}
+
+/// Outstanding expectations of every owner (replica set, daemon set…), keyed by `namespace/name`.
 #[derive(Debug, Default)]
 pub struct Expectations {
     pending: Mutex<HashMap<String, Pending>>,

@@ -9,7 +9,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::expectations::Seen;
@@ -45,15 +44,7 @@ pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Context>) -> Res
     let reference = super::controller_reference(owner.as_ref()).ok_or_else(|| missing("uid"))?;
 
     // Check expectations before reading the cache, so pods observed in between are not missed.
-    let satisfied = ctx.expectations.satisfied(&key, Instant::now(), |(pns, pname)| {
-        match ctx.pods.get(&ObjectRef::new(pname).within(pns)) {
-            None => Seen::Absent,
-            Some(p) => Seen::Present {
-                uid: p.metadata.uid.clone().unwrap_or_default(),
-                deleting: p.metadata.deletion_timestamp.is_some(),
-            },
-        }
-    });
+    let satisfied = ctx.expectations.satisfied(&key, Instant::now(), |pod| Seen::in_store(&ctx.pods, pod));
 
     let mut owned: Vec<Arc<Pod>> = Vec::new();
     for pod in ctx.pods.state().into_iter().filter(|p| p.metadata.namespace.as_deref() == Some(ns.as_str())) {

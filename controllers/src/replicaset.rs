@@ -22,6 +22,7 @@ use crate::informer::Informer;
 use crate::ownership;
 
 pub use expectations::{Expectations, PodKey, Seen};
+pub use pods::{is_available, is_ready};
 pub use owner::{ReplicaOwner, controller_reference, refers_to};
 
 /// The event source name, as upstream.

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use k8s_openapi::jiff::Timestamp;
 
 use super::eligibility;
 
@@ -99,26 +98,8 @@ pub fn is_deleting(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
-/// When the Ready condition became True, if it is True.
-fn ready_since(pod: &Pod) -> Option<Option<Timestamp>> {
-    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
-    let ready = conditions.iter().find(|c| c.type_ == "Ready" && c.status == "True")?;
-    Some(ready.last_transition_time.as_ref().map(|t| t.0))
-}
-
-pub fn is_ready(pod: &Pod) -> bool {
-    ready_since(pod).is_some()
-}
-
-/// Ready for at least `min_ready_seconds`.
-pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
-    match ready_since(pod) {
-        None => false,
-        Some(_) if min_ready_seconds <= 0 => true,
-        Some(None) => false,
-        Some(Some(since)) => now.as_second() - since.as_second() >= i64::from(min_ready_seconds),
-    }
-}
+/// Readiness and availability count as for a ReplicaSet's pods.
+pub use crate::replicaset::{is_available, is_ready};
 
 /// Upstream's order among a node's daemon pods: bound pods first, then oldest, then by name. The
 /// first is the one that stays when there are several.

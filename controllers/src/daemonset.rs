@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::Resource;
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -92,7 +90,7 @@ pub fn run(
     Controller::for_shared_stream(sets.subscribe(), set_store.clone())
         .watches_shared_stream(pods.subscribe(), pod_mapper(set_store.clone(), expectations))
         .watches_shared_stream(revisions.subscribe(), |revision: Arc<ControllerRevision>| {
-            owning_set(&revision.metadata.namespace, ownership::controller_of(&revision.metadata)).into_iter().collect::<Vec<_>>()
+            ownership::controlling::<DaemonSet>(&revision.metadata).into_iter().collect::<Vec<_>>()
         })
         .watches_shared_stream(nodes.subscribe(), node_mapper(set_store, nodes.store()))
         .with_config(controller::Config::default().concurrency(concurrency))
@@ -105,34 +103,20 @@ pub fn run(
         })
 }
 
-/// The set a controller reference points at, if it points at a DaemonSet.
-fn owning_set(namespace: &Option<String>, owner: Option<&OwnerReference>) -> Option<ObjectRef<DaemonSet>> {
-    let (ns, owner) = (namespace.as_deref()?, owner?);
-    let group = owner.api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    (owner.kind == DaemonSet::kind(&()) && group == DaemonSet::group(&())).then(|| ObjectRef::new(&owner.name).within(ns))
+impl ownership::SelectsPods for DaemonSet {
+    fn pod_selector(&self) -> Option<kube::core::Selector> {
+        self.spec.as_ref().and_then(|spec| ownership::selector(&spec.selector))
+    }
 }
 
 /// A pod change concerns its controlling set, or — for an orphan — every set in its namespace that
-/// selects it (one of them may adopt it). Every change is also noted for the expectations.
+/// selects it. Every change is also noted for the expectations.
 fn pod_mapper(sets: Store<DaemonSet>, expectations: Arc<Expectations>) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<DaemonSet>> + Send + Sync + 'static {
     move |pod| {
-        let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.as_deref()) else {
-            return Vec::new();
-        };
-        expectations.observe((ns.clone(), name.to_string()), Instant::now());
-        match ownership::controller_of(&pod.metadata) {
-            Some(owner) => owning_set(&pod.metadata.namespace, Some(owner)).into_iter().collect(),
-            None => sets
-                .state()
-                .iter()
-                .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
-                .filter(|s| {
-                    let selector = s.spec.as_ref().and_then(|spec| ownership::selector(&spec.selector));
-                    ownership::matches(selector.as_ref(), pod.metadata.labels.as_ref())
-                })
-                .map(|s| ObjectRef::from_obj(s.as_ref()))
-                .collect(),
+        if let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) {
+            expectations.observe((ns, name), Instant::now());
         }
+        ownership::owners_of_pod(&sets, &pod)
     }
 }
 
@@ -183,21 +167,6 @@ mod tests {
     use kube::runtime::watcher;
 
     use super::*;
-
-    #[test]
-    fn owning_set_only_for_daemonsets() {
-        let ns = Some("ns".to_string());
-        let reference = |api_version: &str, kind: &str| OwnerReference { api_version: api_version.into(), kind: kind.into(), name: "agent".into(), ..Default::default() };
-        let cases = [
-            ("daemonset", reference("apps/v1", "DaemonSet"), true),
-            ("other group", reference("example.com/v1", "DaemonSet"), false),
-            ("stateful set", reference("apps/v1", "StatefulSet"), false),
-        ];
-        for (name, r, want) in cases {
-            assert_eq!(owning_set(&ns, Some(&r)).is_some(), want, "{name}");
-        }
-        assert_eq!(owning_set(&None, Some(&reference("apps/v1", "DaemonSet"))), None, "no namespace");
-    }
 
     #[test]
     fn node_heartbeats_are_filtered() {

@@ -2,12 +2,53 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use kube::Resource;
 use kube::core::{Selector, SelectorExt};
+use kube::runtime::reflector::{ObjectRef, Store};
 
 /// The owner reference marked `controller: true`, if any.
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references.as_deref()?.iter().find(|r| r.controller == Some(true))
+}
+
+/// A workload object that owns the pods its label selector picks.
+pub trait SelectsPods: Resource<DynamicType = ()> + Clone + 'static {
+    /// The pod selector in testable form; None (empty or invalid) selects nothing.
+    fn pod_selector(&self) -> Option<Selector>;
+}
+
+/// True if the owner reference `reference` points at an object of kind `K` (same kind and group; any
+/// version).
+pub fn refers_to<K: Resource<DynamicType = ()>>(reference: &OwnerReference) -> bool {
+    let group = reference.api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    reference.kind == K::kind(&()) && group == K::group(&())
+}
+
+/// The `K` that controls the object with `meta`, if its controller is one (owners share their
+/// dependents' namespace).
+pub fn controlling<K: Resource<DynamicType = ()>>(meta: &ObjectMeta) -> Option<ObjectRef<K>> {
+    let (namespace, owner) = (meta.namespace.as_deref()?, controller_of(meta)?);
+    refers_to::<K>(owner).then(|| ObjectRef::new(&owner.name).within(namespace))
+}
+
+/// The owners a pod change concerns: its controller if that is a `K`, or — for an orphan — every `K`
+/// in its namespace that selects it (one of them may adopt it).
+pub fn owners_of_pod<K: SelectsPods>(owners: &Store<K>, pod: &Pod) -> Vec<ObjectRef<K>> {
+    let Some(namespace) = pod.metadata.namespace.as_deref() else {
+        return Vec::new();
+    };
+    if controller_of(&pod.metadata).is_some() {
+        return controlling::<K>(&pod.metadata).into_iter().collect();
+    }
+    owners
+        .state()
+        .iter()
+        .filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+        .filter(|o| matches(o.pod_selector().as_ref(), pod.metadata.labels.as_ref()))
+        .map(|o| ObjectRef::from_obj(o.as_ref()))
+        .collect()
 }
 
 /// An owner reference that makes `owner` the controller of a dependent and blocks the owner's
@@ -88,6 +129,35 @@ pub fn release_patch(meta: &ObjectMeta, owner_uid: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn controlling_names_only_owners_of_that_kind() {
+        use k8s_openapi::api::apps::v1::{DaemonSet, StatefulSet};
+        let reference = |api_version: &str, kind: &str| OwnerReference {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            name: "web".into(),
+            controller: Some(true),
+            ..Default::default()
+        };
+        let dependent = |namespace: Option<&str>, owner: OwnerReference| ObjectMeta {
+            namespace: namespace.map(String::from),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        };
+        let cases = [
+            ("same kind and group", dependent(Some("ns"), reference("apps/v1", "StatefulSet")), Some(ObjectRef::new("web").within("ns"))),
+            ("any version of the group", dependent(Some("ns"), reference("apps/v1beta2", "StatefulSet")), Some(ObjectRef::new("web").within("ns"))),
+            ("other group", dependent(Some("ns"), reference("example.com/v1", "StatefulSet")), None),
+            ("other kind", dependent(Some("ns"), reference("apps/v1", "ReplicaSet")), None),
+            ("no namespace", dependent(None, reference("apps/v1", "StatefulSet")), None),
+            ("not the controller", dependent(Some("ns"), OwnerReference { controller: None, ..reference("apps/v1", "StatefulSet") }), None),
+        ];
+        for (name, meta, want) in cases {
+            assert_eq!(controlling::<StatefulSet>(&meta), want, "{name}");
+        }
+        assert_eq!(controlling::<DaemonSet>(&dependent(Some("ns"), reference("apps/v1", "StatefulSet"))), None, "kind is checked per K");
+    }
 
     fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
         Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())

@@ -101,27 +101,16 @@ pub fn run<K: ReplicaOwner>(
 }
 
 /// A pod change concerns its controlling owner, or — for an orphan — every owner in its namespace
-/// that selects it (one of them may adopt it).
+/// that selects it. Every change is also noted for the expectations.
 fn pod_mapper<K: ReplicaOwner>(
     owners: Store<K>,
     expectations: Arc<Expectations>,
 ) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<K>> + Send + Sync + 'static {
     move |pod| {
-        let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) else {
-            return Vec::new();
-        };
-        expectations.observe((ns.clone(), name), std::time::Instant::now());
-        match ownership::controller_of(&pod.metadata) {
-            Some(owner) if refers_to::<K>(owner) => vec![ObjectRef::new(&owner.name).within(&ns)],
-            Some(_) => Vec::new(),
-            None => owners
-                .state()
-                .iter()
-                .filter(|o| o.meta().namespace.as_deref() == Some(ns.as_str()))
-                .filter(|o| ownership::matches(o.pod_selector().as_ref(), pod.metadata.labels.as_ref()))
-                .map(|o| ObjectRef::from_obj(o.as_ref()))
-                .collect(),
+        if let (Some(ns), Some(name)) = (pod.metadata.namespace.clone(), pod.metadata.name.clone()) {
+            expectations.observe((ns, name), std::time::Instant::now());
         }
+        ownership::owners_of_pod(&owners, &pod)
     }
 }
 

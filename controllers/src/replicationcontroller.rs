@@ -28,6 +28,12 @@ pub fn run(
     replicaset::run(client, controllers, pods, concurrency, shutdown)
 }
 
+impl ownership::SelectsPods for ReplicationController {
+    fn pod_selector(&self) -> Option<Selector> {
+        self.spec.as_ref().and_then(|s| ownership::selector(&label_selector(s)))
+    }
+}
+
 impl ReplicaOwner for ReplicationController {
     const CONTROLLER: &'static str = NAME;
 
@@ -37,10 +43,6 @@ impl ReplicaOwner for ReplicationController {
             spec: self.spec.as_ref().map(spec_to_replica_set),
             status: self.status.as_ref().map(status_to_replica_set),
         }
-    }
-
-    fn pod_selector(&self) -> Option<Selector> {
-        self.spec.as_ref().and_then(|s| ownership::selector(&label_selector(s)))
     }
 
     fn with_status(&self, status: ReplicaSetStatus) -> Self {
@@ -119,6 +121,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
     use super::*;
+    use crate::ownership::SelectsPods;
     use crate::replicaset::{controller_reference, refers_to};
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

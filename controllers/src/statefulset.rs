@@ -17,10 +17,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::Resource;
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 
 use crate::events::Events;
 use crate::informer::Informer;
@@ -82,9 +80,9 @@ pub fn run(
         pending: pending::Pending::default(),
     });
     Controller::for_shared_stream(sets.subscribe(), set_store.clone())
-        .watches_shared_stream(pods.subscribe(), pod_mapper(set_store))
+        .watches_shared_stream(pods.subscribe(), move |pod: Arc<Pod>| ownership::owners_of_pod(&set_store, &pod))
         .watches_shared_stream(revisions.subscribe(), |revision: Arc<ControllerRevision>| {
-            owning_set(&revision.metadata.namespace, ownership::controller_of(&revision.metadata)).into_iter().collect::<Vec<_>>()
+            ownership::controlling::<StatefulSet>(&revision.metadata).into_iter().collect::<Vec<_>>()
         })
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
@@ -96,33 +94,9 @@ pub fn run(
         })
 }
 
-/// The set a controller reference points at, if it points at a StatefulSet.
-fn owning_set(namespace: &Option<String>, owner: Option<&OwnerReference>) -> Option<ObjectRef<StatefulSet>> {
-    let (ns, owner) = (namespace.as_deref()?, owner?);
-    let group = owner.api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    (owner.kind == StatefulSet::kind(&()) && group == StatefulSet::group(&())).then(|| ObjectRef::new(&owner.name).within(ns))
-}
-
-/// A pod change concerns its controlling set, or — for an orphan — every set in its namespace that
-/// selects it (one of them may adopt it).
-fn pod_mapper(sets: Store<StatefulSet>) -> impl Fn(Arc<Pod>) -> Vec<ObjectRef<StatefulSet>> + Send + Sync + 'static {
-    move |pod| {
-        let Some(ns) = pod.metadata.namespace.clone() else {
-            return Vec::new();
-        };
-        match ownership::controller_of(&pod.metadata) {
-            Some(owner) => owning_set(&pod.metadata.namespace, Some(owner)).into_iter().collect(),
-            None => sets
-                .state()
-                .iter()
-                .filter(|s| s.metadata.namespace.as_deref() == Some(ns.as_str()))
-                .filter(|s| {
-                    let selector = s.spec.as_ref().and_then(|spec| ownership::selector(&spec.selector));
-                    ownership::matches(selector.as_ref(), pod.metadata.labels.as_ref())
-                })
-                .map(|s| ObjectRef::from_obj(s.as_ref()))
-                .collect(),
-        }
+impl ownership::SelectsPods for StatefulSet {
+    fn pod_selector(&self) -> Option<kube::core::Selector> {
+        self.spec.as_ref().and_then(|spec| ownership::selector(&spec.selector))
     }
 }
 
@@ -136,23 +110,3 @@ fn error_policy(set: Arc<StatefulSet>, error: &Error, _: Arc<Context>) -> Action
     Action::requeue(Duration::from_secs(5))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owning_set_only_for_statefulsets() {
-        let ns = Some("ns".to_string());
-        let reference = |api_version: &str, kind: &str| OwnerReference { api_version: api_version.into(), kind: kind.into(), name: "web".into(), ..Default::default() };
-        let cases = [
-            ("statefulset", reference("apps/v1", "StatefulSet"), true),
-            ("other group", reference("example.com/v1", "StatefulSet"), false),
-            ("replica set", reference("apps/v1", "ReplicaSet"), false),
-        ];
-        for (name, r, want) in cases {
-            assert_eq!(owning_set(&ns, Some(&r)).is_some(), want, "{name}");
-        }
-        assert_eq!(owning_set(&ns, Some(&reference("apps/v1", "StatefulSet"))), Some(ObjectRef::new("web").within("ns")));
-        assert_eq!(owning_set(&None, Some(&reference("apps/v1", "StatefulSet"))), None, "no namespace");
-    }
-}

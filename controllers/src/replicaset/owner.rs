@@ -17,7 +17,7 @@ use crate::ownership;
 
 /// A replica-set-like owner of pods.
 pub trait ReplicaOwner:
-    Resource<DynamicType = (), Scope = NamespaceResourceScope> + Clone + Serialize + DeserializeOwned + Debug + Send + Sync + 'static
+    ownership::SelectsPods + Resource<Scope = NamespaceResourceScope> + Serialize + DeserializeOwned + Debug + Send + Sync
 {
     /// Upstream's controller name, used as the event source.
     const CONTROLLER: &'static str;
@@ -25,11 +25,14 @@ pub trait ReplicaOwner:
     /// The owner as a ReplicaSet: metadata as is, spec and status converted.
     fn to_replica_set(&self) -> ReplicaSet;
 
-    /// The owner's pod selector in testable form; None (empty or invalid) selects nothing.
-    fn pod_selector(&self) -> Option<Selector>;
-
     /// A copy of the owner carrying `status`, converted to the owner's own status type.
     fn with_status(&self, status: ReplicaSetStatus) -> Self;
+}
+
+impl ownership::SelectsPods for ReplicaSet {
+    fn pod_selector(&self) -> Option<Selector> {
+        self.spec.as_ref().and_then(|s| ownership::selector(&s.selector))
+    }
 }
 
 impl ReplicaOwner for ReplicaSet {
@@ -37,10 +40,6 @@ impl ReplicaOwner for ReplicaSet {
 
     fn to_replica_set(&self) -> ReplicaSet {
         self.clone()
-    }
-
-    fn pod_selector(&self) -> Option<Selector> {
-        self.spec.as_ref().and_then(|s| ownership::selector(&s.selector))
     }
 
     fn with_status(&self, status: ReplicaSetStatus) -> Self {
@@ -54,11 +53,7 @@ pub fn controller_reference<K: ReplicaOwner>(owner: &K) -> Option<OwnerReference
     ownership::controller_reference(&K::api_version(&()), &K::kind(&()), owner.meta())
 }
 
-/// True if the owner reference `reference` points at an object of kind `K` (same kind and group).
-pub fn refers_to<K: ReplicaOwner>(reference: &OwnerReference) -> bool {
-    let group = reference.api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    reference.kind == K::kind(&()) && group == K::group(&())
-}
+pub use ownership::refers_to;
 
 #[cfg(test)]
 mod tests {
@@ -66,6 +61,7 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
     use super::*;
+    use crate::ownership::SelectsPods;
 
     #[test]
     fn replica_set_reference_and_kind_check() {

@@ -6,6 +6,7 @@ pub mod atomic;
 pub mod etc_hosts;
 mod memory;
 mod payload;
+mod sub_path;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub enum Error {
     },
     #[error("failed to mount {mount} into container {container}: no volume of that name")]
     UnknownVolume { mount: String, container: String },
+    #[error(transparent)]
+    SubPath(#[from] sub_path::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -199,8 +202,9 @@ fn prepare_host_path(volume: &str, path: &Path, type_: &str) -> Result<()> {
     }
 }
 
-/// The runtime mounts of `container`'s volumeMounts.
-pub fn mounts(container: &Container, prepared: &Prepared) -> Result<Vec<Mount>> {
+/// The runtime mounts of `container`'s volumeMounts; `env` is the container's environment, for
+/// `subPathExpr`.
+pub fn mounts(container: &Container, prepared: &Prepared, env: &[(String, String)]) -> Result<Vec<Mount>> {
     let mut out = Vec::new();
     for m in container.volume_mounts.iter().flatten() {
         let base = prepared
@@ -208,8 +212,7 @@ pub fn mounts(container: &Container, prepared: &Prepared) -> Result<Vec<Mount>> 
             .get(&m.name)
             .ok_or_else(|| Error::UnknownVolume { mount: m.name.clone(), container: container.name.clone() })?;
         let mut host_path = base.clone();
-        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            atomic::validate_path(sub).map_err(|source| Error::Write { volume: m.name.clone(), source })?;
+        if let Some(sub) = sub_path::resolve(m, env)? {
             host_path = base.join(sub);
             if std::fs::symlink_metadata(&host_path).is_err() {
                 mkdir(&host_path, None)?;

@@ -21,6 +21,12 @@ pub enum Error {
 
 /// Expands `$(NAME)` from `vars`; `$$` is a literal `$`; unknown references stay as written.
 pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
+    expand_with(input, |name| vars.get(name).cloned())
+}
+
+/// Expands `$(NAME)` with `lookup`; `$$` is a literal `$`; a reference `lookup` has no value for stays as
+/// written.
+pub fn expand_with(input: &str, mut lookup: impl FnMut(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -31,12 +37,11 @@ pub fn expand(input: &str, vars: &HashMap<String, String>) -> String {
             rest = tail;
         } else if let Some(inner) = after.strip_prefix('(') {
             match inner.find(')') {
-                Some(end) if vars.contains_key(&inner[..end]) => {
-                    out.push_str(&vars[&inner[..end]]);
-                    rest = &inner[end + 1..];
-                }
                 Some(end) => {
-                    out.push_str(&rest[pos..pos + 2 + end + 1]);
+                    match lookup(&inner[..end]) {
+                        Some(value) => out.push_str(&value),
+                        None => out.push_str(&rest[pos..pos + 2 + end + 1]),
+                    }
                     rest = &inner[end + 1..];
                 }
                 None => {

@@ -130,7 +130,7 @@ impl<R: Runtime> Worker<R> {
                 }
             }
         }
-        let mounts = match volumes::mounts(&container, self.prepared.as_ref().unwrap_or(&Default::default())) {
+        let mounts = match volumes::mounts(&container, self.prepared.as_ref().unwrap_or(&Default::default()), &env) {
             Ok(mut m) => match self.agent_mounts(pod, &container, start.attempt, &sandbox.ips) {
                 Ok(own) => {
                     m.extend(own);

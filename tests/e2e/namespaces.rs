@@ -1,13 +1,14 @@
 //! The service-account controller, root-CA publisher and namespace controller.
 
+use std::cell::Cell;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, ServiceAccount};
 use kube::Api;
 use kube::api::DeleteParams;
 use rudder_e2e::wait;
 
-use crate::common::setup;
+use crate::common::{setup, wait_running_pods};
 
 #[tokio::test]
 async fn new_namespace_gets_default_service_account_and_root_ca_then_deletes_cleanly() -> anyhow::Result<()> {
@@ -44,4 +45,39 @@ async fn new_namespace_gets_default_service_account_and_root_ca_then_deletes_cle
         })
     })
     .await
+}
+
+#[tokio::test]
+async fn namespace_deletion_removes_pods_before_the_objects_they_use() -> anyhow::Result<()> {
+    let (cluster, ns) = setup("nsorder").await?;
+    ns.kubectl(&["create", "configmap", "settings", "--from-literal=a=b"]).await?;
+    // `sleep` as PID 1 ignores SIGTERM, so the pod takes its whole grace period to go.
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "slow-to-stop" },
+        "spec": { "terminationGracePeriodSeconds": 8, "containers": [{
+            "name": "sleeper", "image": "busybox", "command": ["sleep", "3600"],
+            "env": [{ "name": "A", "valueFrom": { "configMapKeyRef": { "name": "settings", "key": "a" } } }]
+        }]}
+    }))?;
+    ns.api::<Pod>().create(&Default::default(), &pod).await?;
+    wait_running_pods(&ns, "", 1).await?;
+
+    let namespaces = Api::<Namespace>::all(cluster.client.clone());
+    namespaces.delete(&ns.name, &DeleteParams::default()).await?;
+    let (pods, cms) = (ns.api::<Pod>(), ns.api::<ConfigMap>());
+    let (saw_terminating_pod, config_went_first) = (Cell::new(false), Cell::new(false));
+    wait::until("the namespace to be gone", Duration::from_secs(120), || async {
+        let pod_left = pods.get_opt("slow-to-stop").await?.is_some();
+        let config_left = cms.get_opt("settings").await?.is_some();
+        saw_terminating_pod.set(saw_terminating_pod.get() || pod_left);
+        config_went_first.set(config_went_first.get() || (pod_left && !config_left));
+        Ok(match namespaces.get_opt(&ns.name).await? {
+            None => Ok(()),
+            Some(n) => Err(format!("phase {:?}", n.status.and_then(|s| s.phase))),
+        })
+    })
+    .await?;
+    assert!(saw_terminating_pod.get(), "the pod outlived the deletion call (its grace period is 8 s)");
+    assert!(!config_went_first.get(), "the ConfigMap was deleted while its pod was still terminating");
+    Ok(())
 }

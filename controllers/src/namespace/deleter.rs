@@ -13,13 +13,27 @@ fn group_resource(r: &Resource) -> String {
     if r.api.group.is_empty() { r.api.plural.clone() } else { format!("{}.{}", r.api.plural, r.api.group) }
 }
 
-/// One deletion pass over every namespaced kind in `resources`.
+/// One deletion pass over every namespaced kind in `resources`. Pods go first and alone, as with
+/// upstream's OrderedNamespaceDeletion (on by default since v1.33): while any pod remains, nothing else
+/// is deleted, so a running pod never loses the ConfigMaps, Secrets or PVCs it uses before it stops.
 pub async fn delete_all(client: &kube::Client, namespace: &str, resources: &[Resource]) -> Vec<Leftover> {
+    let namespaced = resources.iter().filter(|r| r.namespaced);
+    let (pods, others): (Vec<&Resource>, Vec<&Resource>) = namespaced.partition(|r| is_pods(r));
     let mut out = Vec::new();
-    for resource in resources.iter().filter(|r| r.namespaced) {
+    for resource in pods {
+        out.push(delete_kind(client, namespace, resource).await);
+    }
+    if out.iter().any(|l| l.remaining > 0) {
+        return out;
+    }
+    for resource in others {
         out.push(delete_kind(client, namespace, resource).await);
     }
     out
+}
+
+fn is_pods(r: &Resource) -> bool {
+    r.api.group.is_empty() && r.api.plural == "pods"
 }
 
 async fn delete_kind(client: &kube::Client, namespace: &str, resource: &Resource) -> Leftover {

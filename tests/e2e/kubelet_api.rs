@@ -70,3 +70,25 @@ async fn logs_flow_through_the_apiserver_and_the_kubelet_api_checks_callers() ->
     assert!(body.contains("GET /e2e-marker"), "{body}");
     Ok(())
 }
+
+#[tokio::test]
+async fn logs_show_output_left_without_a_final_newline() -> anyhow::Result<()> {
+    let (_cluster, ns) = setup("logtail").await?;
+    // The runtime writes the unterminated last line as a partial entry and nothing ever completes it.
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "printer" },
+        "spec": { "restartPolicy": "Never", "containers": [{
+            "name": "main", "image": "busybox", "command": ["sh", "-c", "echo first; printf 'second without newline'"]
+        }]}
+    }))?;
+    ns.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    let pods = ns.api::<Pod>();
+    wait::until("the pod to succeed", Duration::from_secs(120), || async {
+        let phase = pods.get("printer").await?.status.and_then(|s| s.phase).unwrap_or_default();
+        Ok(if phase == "Succeeded" { Ok(()) } else { Err(phase) })
+    })
+    .await?;
+    let logs = ns.kubectl(&["logs", "printer"]).await?;
+    assert_eq!(logs, "first\nsecond without newline", "kubectl logs shows everything the container wrote");
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! The CRI container log format: one entry per line, `<RFC3339Nano time> <stdout|stderr> <tag> <text>`,
-//! where the tag is `F` for a full line or `P` for a partial one the runtime split (long lines); a message
-//! is a run of `P` entries closed by an `F` entry of the same stream.
+//! where the tag is `F` for an entry that ends a line and `P` for one that does not (a long line the
+//! runtime split, or output the container left without a final newline).
 
 use jiff::Timestamp;
 
@@ -62,21 +62,24 @@ pub fn parse_line(line: &[u8]) -> Result<Entry<'_>, Error> {
     })
 }
 
-/// A whole log message: partial entries joined, newline restored.
+/// What one log entry contributes to `kubectl logs`: its content, with the newline back if it ends a
+/// line. Partial entries are not held back for the rest of their line — a container that exits
+/// mid-line (`printf` without a newline) must still show what it wrote, as upstream's kubelet does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
-    /// The time of its first entry, as written.
+    /// The entry's time, as written.
     pub time: String,
     pub timestamp: Timestamp,
     pub stream: Stream,
-    /// The text including its final newline.
     pub text: Vec<u8>,
+    /// True if it continues a line an earlier partial entry began: no timestamp prefix then.
+    pub continues_line: bool,
 }
 
 impl Message {
     /// The bytes `kubectl logs` shows for it.
     pub fn render(&self, timestamps: bool) -> Vec<u8> {
-        if !timestamps {
+        if !timestamps || self.continues_line {
             return self.text.clone();
         }
         let mut out = Vec::with_capacity(self.time.len() + 1 + self.text.len());
@@ -87,32 +90,21 @@ impl Message {
     }
 }
 
-/// Joins partial entries into messages, per stream (stdout and stderr partials may interleave).
+/// Turns entries into messages, remembering whether the last one left a line open.
 #[derive(Debug, Default)]
 pub struct Assembler {
-    stdout: Option<Message>,
-    stderr: Option<Message>,
+    line_open: bool,
 }
 
 impl Assembler {
-    /// Feeds one entry; returns the message it completes, if any.
-    pub fn push(&mut self, entry: &Entry<'_>) -> Option<Message> {
-        let pending = match entry.stream {
-            Stream::Stdout => &mut self.stdout,
-            Stream::Stderr => &mut self.stderr,
-        };
-        let message = pending.get_or_insert_with(|| Message {
-            time: entry.time.to_owned(),
-            timestamp: entry.timestamp,
-            stream: entry.stream,
-            text: Vec::new(),
-        });
-        message.text.extend_from_slice(entry.content);
-        if entry.partial {
-            return None;
+    /// The message for one entry.
+    pub fn push(&mut self, entry: &Entry<'_>) -> Message {
+        let mut text = entry.content.to_vec();
+        if !entry.partial {
+            text.push(b'\n');
         }
-        message.text.push(b'\n');
-        pending.take()
+        let continues_line = std::mem::replace(&mut self.line_open, entry.partial);
+        Message { time: entry.time.to_owned(), timestamp: entry.timestamp, stream: entry.stream, text, continues_line }
     }
 }
 
@@ -196,35 +188,22 @@ mod tests {
     }
 
     #[test]
-    fn partial_entries_are_joined_per_stream() {
+    fn partial_entries_are_shown_at_once_with_one_timestamp_per_line() {
         let lines = [
             "2024-01-01T00:00:01Z stdout P hel",
-            "2024-01-01T00:00:02Z stderr F oops",
             "2024-01-01T00:00:03Z stdout P lo ",
             "2024-01-01T00:00:04Z stdout F world",
             "2024-01-01T00:00:05Z stdout F ",
+            "2024-01-01T00:00:06Z stdout P no newline before exit",
         ];
         let mut assembler = Assembler::default();
-        let messages: Vec<Message> = lines
-            .iter()
-            .filter_map(|l| assembler.push(&parse_line(l.as_bytes()).expect("valid")))
-            .collect();
-        let texts: Vec<(&str, &[u8])> = messages
-            .iter()
-            .map(|m| (m.time.as_str(), m.text.as_slice()))
-            .collect();
+        let messages: Vec<Message> = lines.iter().map(|l| assembler.push(&parse_line(l.as_bytes()).expect("valid"))).collect();
+        let plain: Vec<u8> = messages.iter().flat_map(|m| m.render(false)).collect();
+        assert_eq!(String::from_utf8_lossy(&plain), "hello world\n\nno newline before exit");
+        let stamped: Vec<u8> = messages.iter().flat_map(|m| m.render(true)).collect();
         assert_eq!(
-            texts,
-            vec![
-                ("2024-01-01T00:00:02Z", &b"oops\n"[..]),
-                ("2024-01-01T00:00:01Z", &b"hello world\n"[..]),
-                ("2024-01-01T00:00:05Z", &b"\n"[..]),
-            ]
+            String::from_utf8_lossy(&stamped),
+            "2024-01-01T00:00:01Z hello world\n2024-01-01T00:00:05Z \n2024-01-01T00:00:06Z no newline before exit"
         );
-        assert_eq!(
-            messages[1].render(true),
-            b"2024-01-01T00:00:01Z hello world\n"
-        );
-        assert_eq!(messages[1].render(false), b"hello world\n");
     }
 }

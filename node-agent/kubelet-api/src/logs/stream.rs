@@ -142,7 +142,7 @@ fn decode(assembler: &mut Assembler, line: &[u8], options: &LogOptions) -> Optio
             return None;
         }
     };
-    let message = assembler.push(&entry)?;
+    let message = assembler.push(&entry);
     options
         .since
         .is_none_or(|since| message.timestamp >= since)

@@ -135,6 +135,24 @@ fn condition(type_: &str, ok: bool, reason: Option<String>, message: Option<Stri
     }
 }
 
+/// Upstream's Initialized condition: true once every init container completed — or once any app
+/// container has started (init containers restarting later do not un-initialize a pod), and with reason
+/// PodCompleted for a pod that succeeded. A pod that failed during init stays not initialized.
+fn initialized_condition(phase: &str, incomplete_init: &[&str], statuses: &[ContainerStatus], generation: Option<i64>) -> PodCondition {
+    let started = statuses.iter().any(|s| s.last_state.as_ref().is_some_and(|l| l.terminated.is_some()) || s.state.as_ref().is_some_and(|st| st.running.is_some() || st.terminated.is_some()));
+    let mut c = condition(
+        "Initialized",
+        phase == "Succeeded" || started || incomplete_init.is_empty(),
+        Some("ContainersNotInitialized".to_string()),
+        Some(format!("containers with incomplete status: [{}]", incomplete_init.join(" "))),
+        generation,
+    );
+    if phase == "Succeeded" {
+        c.reason = Some("PodCompleted".to_string());
+    }
+    c
+}
+
 /// The full status the pod should have, starting from `current` (which keeps what others own).
 pub fn build(input: &Input<'_>) -> PodStatus {
     let pod = input.pod;
@@ -182,20 +200,14 @@ pub fn build(input: &Input<'_>) -> PodStatus {
     let sandbox_ready = input.sandbox.is_some_and(|s| s.state == SandboxState::Ready && !s.ips.is_empty());
     let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let (ready_reason, ready_message) = if terminal {
-        ("PodCompleted".to_string(), None)
+        (if phase == "Failed" { "PodFailed" } else { "PodCompleted" }.to_string(), None)
     } else {
         ("ContainersNotReady".to_string(), Some(format!("containers with unready status: [{}]", unready.join(" "))))
     };
     let containers_ready = unready.is_empty() && !terminal;
     let mine = [
         condition("PodReadyToStartContainers", sandbox_ready, None, None, generation),
-        condition(
-            "Initialized",
-            initialized || terminal,
-            Some(if terminal { "PodCompleted" } else { "ContainersNotInitialized" }.to_string()),
-            Some(format!("containers with incomplete status: [{}]", incomplete_init.join(" "))),
-            generation,
-        ),
+        initialized_condition(&phase, &incomplete_init, &statuses, generation),
         condition("Ready", containers_ready, Some(ready_reason.clone()), ready_message.clone(), generation),
         condition("ContainersReady", containers_ready, Some(ready_reason), ready_message, generation),
     ];

@@ -215,3 +215,22 @@ fn init_containers_ready_when_done_and_app_containers_wait_for_them() {
     assert_eq!(app.as_deref(), Some("ContainerCreating"), "initialized: the app container is being created");
     assert_eq!(condition_status(&s, "Initialized"), "True");
 }
+
+#[test]
+fn initialized_condition_like_upstream() {
+    use k8s_openapi::api::core::v1::{ContainerState as ApiState, ContainerStateRunning, ContainerStateWaiting};
+    let app = |state: ApiState| ContainerStatus { name: "run1".into(), state: Some(state), ..Default::default() };
+    let waiting = app(ApiState { waiting: Some(ContainerStateWaiting { reason: Some("PodInitializing".into()), ..Default::default() }), ..Default::default() });
+    let running = app(ApiState { running: Some(ContainerStateRunning::default()), ..Default::default() });
+    let cases = [
+        ("failed during init", "Failed", vec!["init2"], waiting.clone(), ("False", Some("ContainersNotInitialized"), Some("containers with incomplete status: [init2]"))),
+        ("still initializing", "Pending", vec!["init1", "init2"], waiting.clone(), ("False", Some("ContainersNotInitialized"), Some("containers with incomplete status: [init1 init2]"))),
+        ("init done", "Running", vec![], running.clone(), ("True", None, None)),
+        ("app started, an init container restarting", "Running", vec!["init1"], running, ("True", None, None)),
+        ("succeeded", "Succeeded", vec![], waiting, ("True", Some("PodCompleted"), None)),
+    ];
+    for (name, phase, incomplete, status, (want_status, want_reason, want_message)) in cases {
+        let c = initialized_condition(phase, &incomplete, &[status], None);
+        assert_eq!((c.status.as_str(), c.reason.as_deref(), c.message.as_deref()), (want_status, want_reason, want_message), "{name}");
+    }
+}

@@ -61,7 +61,8 @@ fn log_tail(log: &[u8]) -> String {
     let mut assembler = Assembler::default();
     let mut lines: Vec<Vec<u8>> = Vec::new();
     for line in log.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        if let Some(message) = parse_line(line).ok().and_then(|entry| assembler.push(&entry)) {
+        if let Ok(entry) = parse_line(line) {
+            let message = assembler.push(&entry);
             lines.push(message.text);
         }
     }

@@ -298,6 +298,8 @@ conformance_images::rootfs_busybox() {
   install -m 0755 "$work/pkg/bin/busybox" "$rootfs/bin/busybox"
   while read -r applet; do
     [[ -e $rootfs/$applet || -L $rootfs/$applet ]] || ln -s /bin/busybox "$rootfs/$applet"
+    # Upstream's image (Docker Hub's busybox) has every applet in /bin too: tests run /bin/sysctl.
+    [[ -e $rootfs/bin/${applet##*/} || -L $rootfs/bin/${applet##*/} ]] || ln -s busybox "$rootfs/bin/${applet##*/}"
   done < <(chroot "$rootfs" /bin/busybox --list-full)
   local f
   for f in passwd group nsswitch.conf; do

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::framework::node_info::pod_key;
-use crate::framework::{NodeInfo, PodInfo, Snapshot};
+use crate::framework::{NodeInfo, NominatedPods, PodInfo, Snapshot};
 
 #[derive(Debug, Clone)]
 struct Assumed {
@@ -48,6 +48,9 @@ struct Placed {
 pub struct SchedulerCache {
     assumed: Mutex<HashMap<String, Assumed>>,
     incremental: Mutex<Incremental>,
+    /// Pod key → node preemption nominated it to, known before the pod's status shows it (upstream's
+    /// in-memory nominator).
+    nominations: Mutex<HashMap<String, String>>,
 }
 
 impl SchedulerCache {
@@ -78,6 +81,46 @@ impl SchedulerCache {
 
     pub fn is_assumed(&self, key: &str) -> bool {
         self.lock().contains_key(key)
+    }
+
+    fn nominations(&self) -> MutexGuard<'_, HashMap<String, String>> {
+        self.nominations.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Remembers that preemption nominated the pod to `node`.
+    pub fn nominate(&self, key: &str, node: &str) {
+        self.nominations().insert(key.to_string(), node.to_string());
+    }
+
+    /// The node preemption nominated the pod to, as this scheduler remembers it.
+    pub fn nomination(&self, key: &str) -> Option<String> {
+        self.nominations().get(key).cloned()
+    }
+
+    /// Forgets the pod's nomination: it was bound or deleted.
+    pub fn clear_nomination(&self, key: &str) {
+        self.nominations().remove(key);
+    }
+
+    /// The pending pods `ours` accepts that are nominated to a node, by this scheduler's memory or by
+    /// their status; pods already assumed somewhere count there instead. Remembered nominations of pods
+    /// no longer pending are dropped.
+    pub fn nominated_pods(&self, pods: &[Arc<Pod>], ours: impl Fn(&Pod) -> bool) -> NominatedPods {
+        let mut out = NominatedPods::new();
+        let assumed = self.lock();
+        let mut remembered = self.nominations();
+        let mut pending = HashSet::with_capacity(remembered.len());
+        for p in pods.iter().filter(|p| node_of(p).is_none() && p.metadata.deletion_timestamp.is_none()) {
+            let key = pod_key(p);
+            let status = p.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty());
+            let Some(node) = remembered.get(&key).map(String::as_str).or(status) else { continue };
+            if !assumed.contains_key(&key) && ours(p) {
+                out.add(node, p.clone());
+            }
+            pending.insert(key);
+        }
+        remembered.retain(|k, _| pending.contains(k));
+        out
     }
 
     /// Every node with the pods on it: bound pods from the store, then assumed pods not yet seen bound.
@@ -240,6 +283,31 @@ mod tests {
         cache.forget("default/p");
         let s = cache.snapshot(&nodes, &store);
         assert_eq!(cpu_on(&s, "a"), 1000);
+    }
+
+    #[test]
+    fn nominated_pods_from_memory_and_status() {
+        let cache = SchedulerCache::new();
+        let from_status = {
+            let mut p = pod_with_cpu("s", "1");
+            p.status = Some(k8s_openapi::api::core::v1::PodStatus { nominated_node_name: Some("b".into()), ..Default::default() });
+            Arc::new(p)
+        };
+        let remembered = Arc::new(pod_with_cpu("m", "1"));
+        let assumed = Arc::new(pod_with_cpu("x", "1"));
+        cache.nominate("default/m", "a");
+        cache.nominate("default/x", "a");
+        cache.assume(assumed.clone(), "a");
+        cache.nominate("default/gone", "a");
+        let store = vec![from_status, remembered, assumed, bound("y", "a")];
+        let n = cache.nominated_pods(&store, |_| true);
+        let names = |node: &str| n.on_node(node).iter().map(PodInfo::key).collect::<Vec<_>>();
+        assert_eq!(names("a"), vec!["default/m"], "remembered, not assumed, not bound");
+        assert_eq!(names("b"), vec!["default/s"], "from status");
+        assert!(!cache.nominations().contains_key("default/gone"), "a deleted pod's nomination is dropped");
+        cache.clear_nomination("default/m");
+        assert!(cache.nominated_pods(&store, |_| true).on_node("a").is_empty());
+        assert!(cache.nominated_pods(&store, |_| false).is_empty(), "other schedulers' pods are not counted");
     }
 
     #[test]

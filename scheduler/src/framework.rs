@@ -7,6 +7,7 @@ pub mod explanation;
 pub mod fit_error;
 pub mod interface;
 pub mod node_info;
+pub mod nominated;
 pub mod pod_overrides;
 pub mod points;
 pub mod registry;
@@ -17,10 +18,12 @@ pub use cycle_state::CycleState;
 pub use fit_error::{FitError, NodeToStatus};
 pub use interface::{
     BindPlugin, FilterPlugin, FilterRunner, MAX_NODE_SCORE, NodeScore, NormalizeScorePlugin, Plugin, PostFilterPlugin,
+    PostFilterResult,
     PreFilterPlugin, PreScorePlugin, ScorePlugin,
 };
 pub use explanation::Explanation;
 pub use node_info::{NodeInfo, PodInfo, Snapshot};
+pub use nominated::NominatedPods;
 pub use points::{Enabled, Point, Points};
 pub use registry::{Handle, PluginSpec, Registry};
 pub use runtime::Framework;

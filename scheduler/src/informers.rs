@@ -83,6 +83,9 @@ impl EventHandlers {
                     self.queue.add_or_update(Arc::new(pod.clone()));
                 } else {
                     self.queue.delete(&key);
+                    if is_assigned(pod) {
+                        self.cache.clear_nomination(&key);
+                    }
                     // A pod running somewhere changes topology spread counts and inter-pod (anti-)affinity
                     // matches: the pods rejected for those get another try (upstream's queueing hints).
                     if is_assigned(pod) {
@@ -94,6 +97,7 @@ impl EventHandlers {
                 let key = pod_key(pod);
                 self.queue.delete(&key);
                 self.cache.forget(&key);
+                self.cache.clear_nomination(&key);
                 if is_assigned(pod) {
                     // Its resources are free now.
                     self.queue.move_all_to_active_or_backoff();

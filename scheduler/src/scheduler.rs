@@ -16,7 +16,8 @@ use crate::eligibility::{responsible_for_any, scheduler_name};
 use crate::events::PodEvents;
 use crate::explain::ExplanationStore;
 use crate::framework::{Explanation, Framework};
-use crate::framework::runtime::Failure;
+use crate::framework::node_info::pod_priority;
+use crate::framework::runtime::{Failure, nominated_node_of};
 use crate::metrics::{Metrics, RESULT_ERROR, RESULT_SCHEDULED, RESULT_UNSCHEDULABLE};
 use crate::pod_status;
 use crate::queue::{QueuedPod, SchedulingQueue};
@@ -91,6 +92,19 @@ impl Scheduler {
         self.profiles.get(scheduler_name(pod))
     }
 
+    /// The pod as this cycle should see it: with the nomination made by an earlier cycle even before the
+    /// status patch recording it comes back through the watch, so its nominated node is tried first and it
+    /// waits for its victims rather than preempting again.
+    fn with_remembered_nomination(&self, key: &str, pod: Arc<Pod>) -> Arc<Pod> {
+        let Some(node) = self.cache.nomination(key) else { return pod };
+        if nominated_node_of(&pod) == Some(node.as_str()) {
+            return pod;
+        }
+        let mut copy = (*pod).clone();
+        copy.status.get_or_insert_with(Default::default).nominated_node_name = Some(node);
+        Arc::new(copy)
+    }
+
     fn schedule_one(self: &Arc<Self>, mut qp: QueuedPod, cycle: u64) {
         let start = Instant::now();
         let key = qp.key.clone();
@@ -103,13 +117,17 @@ impl Scheduler {
             self.queue.done(&key);
             return;
         }
+        let pod = self.with_remembered_nomination(&key, pod);
         qp.pod = pod.clone();
         let Some(profile) = self.profile(&pod) else {
             self.queue.done(&key);
             return;
         };
-        let snapshot = self.cache.snapshot(&self.nodes.state(), &self.pods.state());
-        let (result, explanation) = profile.framework.schedule_explained(&pod, &snapshot);
+        let pods = self.pods.state();
+        let snapshot = self.cache.snapshot(&self.nodes.state(), &pods);
+        let nominated = Arc::new(self.cache.nominated_pods(&pods, |p| self.responsible_for(p)));
+        drop(pods);
+        let (result, explanation) = profile.framework.schedule_with_nominated(&pod, &snapshot, nominated.clone());
         self.explanations.record(explanation.clone());
         match result {
             Ok(node) => {
@@ -122,12 +140,22 @@ impl Scheduler {
             Err(Failure::Unschedulable(msg)) => {
                 tracing::info!(pod = %key, reason = %msg, "unable to schedule pod; no fit; waiting");
                 self.metrics.observe_attempt(RESULT_UNSCHEDULABLE, start.elapsed().as_secs_f64());
-                self.handle_failure(qp, Some(cycle), REASON_UNSCHEDULABLE, msg);
+                if let Some(node) = &explanation.nominated_node {
+                    tracing::info!(pod = %key, %node, "nominated pod to node after preemption");
+                    self.cache.nominate(&key, node);
+                    // Preemption clears lower-priority pods' nominations to that node in the API; forget
+                    // them here too, or the remembered ones would outlive it.
+                    let priority = pod_priority(&pod);
+                    for other in nominated.on_node(node).iter().filter(|o| o.priority() < priority) {
+                        self.cache.clear_nomination(&other.key());
+                    }
+                }
+                self.handle_failure(qp, Some(cycle), REASON_UNSCHEDULABLE, msg, explanation.nominated_node);
             }
             Err(Failure::Error(msg)) => {
                 tracing::warn!(pod = %key, error = %msg, "error scheduling pod; retrying");
                 self.metrics.observe_attempt(RESULT_ERROR, start.elapsed().as_secs_f64());
-                self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg);
+                self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg, None);
             }
         }
     }
@@ -141,6 +169,7 @@ impl Scheduler {
         let status = profile.framework.bind(&qp.pod, &node).await;
         if status.is_success() {
             self.cache.finish_binding(&qp.key);
+            self.cache.clear_nomination(&qp.key);
             self.metrics.observe_attempt(RESULT_SCHEDULED, start.elapsed().as_secs_f64());
             let (ns, name) = qp.key.split_once('/').unwrap_or_default();
             tracing::info!(pod = %qp.key, %node, "successfully bound pod to node");
@@ -159,12 +188,19 @@ impl Scheduler {
         self.queue.move_all_to_active_or_backoff();
         let msg = format!("running Bind plugin {:?}: {}", status.plugin().unwrap_or_default(), status.message());
         tracing::warn!(pod = %qp.key, %node, error = %msg, "binding failed; retrying");
-        self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg);
+        self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg, None);
     }
 
     /// Puts the pod back (unschedulable pool after a rejection, backoff after an error) unless it is gone
-    /// or bound meanwhile, then reports the failure on the pod.
-    fn handle_failure(self: &Arc<Self>, mut qp: QueuedPod, cycle: Option<u64>, reason: &'static str, msg: String) {
+    /// or bound meanwhile, then reports the failure (and any nomination) on the pod.
+    fn handle_failure(
+        self: &Arc<Self>,
+        mut qp: QueuedPod,
+        cycle: Option<u64>,
+        reason: &'static str,
+        msg: String,
+        nominated: Option<String>,
+    ) {
         // Forget event state of pods that are gone or bound, while we are here.
         for profile in self.profiles.values() {
             profile.events.retain(|key| {
@@ -187,7 +223,7 @@ impl Scheduler {
             if let Some(profile) = this.profile(&pod) {
                 profile.events.publish(&pod, EventType::Warning, REASON_FAILED_SCHEDULING, "Scheduling", note).await;
             }
-            if let Err(e) = pod_status::set_unschedulable(&this.client, &pod, reason, &msg).await {
+            if let Err(e) = pod_status::set_unschedulable(&this.client, &pod, reason, &msg, nominated.as_deref()).await {
                 tracing::warn!(pod = %crate::framework::node_info::pod_key(&pod), error = %e, "failed to update PodScheduled condition");
             }
         });

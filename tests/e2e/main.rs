@@ -11,6 +11,7 @@ mod manifests;
 mod rollout;
 mod namespaces;
 mod pod_features;
+mod preemption;
 mod probes;
 mod replication_controller;
 mod scaling;

@@ -51,6 +51,8 @@ pub struct Explanation {
     pub selected_node: Option<String>,
     /// The failure message, when it did not.
     pub failure: Option<String>,
+    /// Where preemption made room for the pod, when it did.
+    pub nominated_node: Option<String>,
     pub total_nodes: usize,
     /// Nodes the filters ran on (fewer than all when percentageOfNodesToScore stopped the search).
     pub evaluated_nodes: usize,

@@ -58,8 +58,21 @@ pub trait FilterRunner: Send + Sync {
     fn run_filters(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status;
 }
 
-/// Runs when no node passed the filters (upstream: preemption). Its status message is appended to the
-/// failure message.
+/// What a PostFilter plugin did: its status (a rejection's message is appended to the failure message)
+/// and, when it made room somewhere, the node the pod is nominated to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostFilterResult {
+    pub status: Status,
+    pub nominated_node: Option<String>,
+}
+
+impl From<Status> for PostFilterResult {
+    fn from(status: Status) -> Self {
+        Self { status, nominated_node: None }
+    }
+}
+
+/// Runs when no node passed the filters (upstream: preemption).
 pub trait PostFilterPlugin: Send + Sync {
     fn post_filter(
         &self,
@@ -68,7 +81,7 @@ pub trait PostFilterPlugin: Send + Sync {
         snapshot: &Snapshot,
         statuses: &NodeToStatus,
         filters: &dyn FilterRunner,
-    ) -> Status;
+    ) -> PostFilterResult;
 }
 
 /// Runs once before scoring with the feasible nodes. `Skip` means this plugin's Score is not needed.

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use rand::Rng;
 
 use super::explanation::{Candidate, Explanation, PluginScore, Rejection};
+use super::nominated::{self, NominatedPods};
 use super::node_info::pod_key;
 use super::points::{Enabled, Point};
 use super::pod_overrides;
@@ -77,6 +78,17 @@ impl Framework {
 
     /// Like [`Framework::schedule`], with the record of how the decision was made.
     pub fn schedule_explained(&self, pod: &Pod, snapshot: &Snapshot) -> (Result<String, Failure>, Explanation) {
+        self.schedule_with_nominated(pod, snapshot, Arc::default())
+    }
+
+    /// Like [`Framework::schedule_explained`], counting `nominated` pods on their nominated nodes while
+    /// filtering (for pods they outrank or equal).
+    pub fn schedule_with_nominated(
+        &self,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        nominated: Arc<NominatedPods>,
+    ) -> (Result<String, Failure>, Explanation) {
         let mut ex = Explanation {
             pod: pod_key(pod),
             profile: self.profile.clone(),
@@ -89,10 +101,10 @@ impl Framework {
             start: self.next_start.load(Ordering::Relaxed) % snapshot.len().max(1),
         };
         let result = match pod_overrides::apply(&self.plugins, pod) {
-            Ok(None) => Cycle { plugins: &self.plugins }.run(pod, snapshot, search, &mut ex),
+            Ok(None) => Cycle { plugins: &self.plugins }.run(pod, snapshot, nominated, search, &mut ex),
             Ok(Some((plugins, summary))) => {
                 ex.pod_plugin_overrides = Some(summary);
-                Cycle { plugins: &plugins }.run(pod, snapshot, search, &mut ex)
+                Cycle { plugins: &plugins }.run(pod, snapshot, nominated, search, &mut ex)
             }
             Err(e) => Err(Failure::Unschedulable(e.to_string())),
         };
@@ -146,11 +158,19 @@ impl Cycle<'_> {
         self.plugins.iter().filter(move |e| e.runs_at(p))
     }
 
-    fn run(&self, pod: &Pod, snapshot: &Snapshot, search: Search, ex: &mut Explanation) -> Result<String, Failure> {
+    fn run(
+        &self,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        nominated: Arc<NominatedPods>,
+        search: Search,
+        ex: &mut Explanation,
+    ) -> Result<String, Failure> {
         if snapshot.is_empty() {
             return Err(Failure::Unschedulable(NO_NODES_AVAILABLE.to_string()));
         }
         let mut state = CycleState::new();
+        state.write(nominated::STATE_KEY, nominated);
         let mut skip = BTreeSet::new();
         for e in self.at(Point::PreFilter) {
             let Some(pf) = e.plugin.as_pre_filter() else { continue };
@@ -168,7 +188,7 @@ impl Cycle<'_> {
                         node_to_status: NodeToStatus::new(s.clone().with_plugin(e.name())),
                         post_filter_msg: None,
                     };
-                    return Err(self.post_filter(&state, pod, snapshot, fit));
+                    return Err(self.post_filter(&state, pod, snapshot, fit, ex));
                 }
                 Code::Error | Code::Wait => {
                     return Err(Failure::Error(format!("running PreFilter plugin {:?}: {}", e.name(), s.message())));
@@ -176,6 +196,16 @@ impl Cycle<'_> {
             }
         }
         state.write(SKIP_FILTER_KEY, skip);
+
+        // A pod that preempted before goes where it made room, if it fits there now (upstream's
+        // evaluateNominatedNode); otherwise every node is considered again.
+        if let Some(node) = nominated_node_of(pod).and_then(|n| snapshot.get(n)) {
+            ex.evaluated_nodes += 1;
+            if self.run_filters(&state, pod, node).is_success() {
+                ex.feasible_nodes = 1;
+                return Ok(node.name().to_string());
+            }
+        }
 
         let mut statuses = NodeToStatus::default();
         let mut feasible: Vec<&NodeInfo> = Vec::new();
@@ -206,7 +236,7 @@ impl Cycle<'_> {
         ex.feasible_nodes = feasible.len();
         if feasible.is_empty() {
             let fit = FitError { num_all_nodes: snapshot.len(), pre_filter_msg: None, node_to_status: statuses, post_filter_msg: None };
-            return Err(self.post_filter(&state, pod, snapshot, fit));
+            return Err(self.post_filter(&state, pod, snapshot, fit, ex));
         }
         if let [only] = feasible.as_slice() {
             return Ok(only.name().to_string());
@@ -216,12 +246,15 @@ impl Cycle<'_> {
     }
 
     /// Runs the PostFilter plugins and turns the diagnosis into the final message.
-    fn post_filter(&self, state: &CycleState, pod: &Pod, snapshot: &Snapshot, mut fit: FitError) -> Failure {
+    /// A plugin that nominates a node is recorded in `ex.nominated_node`.
+    fn post_filter(&self, state: &CycleState, pod: &Pod, snapshot: &Snapshot, mut fit: FitError, ex: &mut Explanation) -> Failure {
         let mut messages = Vec::new();
         for e in self.at(Point::PostFilter) {
             let Some(pf) = e.plugin.as_post_filter() else { continue };
-            let s = pf.post_filter(state, pod, snapshot, &fit.node_to_status, self);
+            let result = pf.post_filter(state, pod, snapshot, &fit.node_to_status, self);
+            let s = result.status;
             if s.is_success() {
+                ex.nominated_node = result.nominated_node;
                 break;
             }
             let m = s.message();
@@ -292,8 +325,29 @@ fn rejection(node: &str, plugin: &str, s: &Status) -> Rejection {
 }
 
 impl FilterRunner for Cycle<'_> {
-    /// Every Filter plugin not skipped in this cycle; the first rejection wins, as upstream.
+    /// The filters must pass twice when pods the pod cannot outrank are nominated to the node: once with
+    /// them counted (so they keep the room made for them) and once without (so what they would add, such
+    /// as affinity matches, is not relied on before they are there), as upstream.
     fn run_filters(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
+        let with = state.read::<Arc<NominatedPods>>(nominated::STATE_KEY).and_then(|n| n.with_nominated(pod, node));
+        if let Some(with) = with {
+            let s = self.run_filter_plugins(state, pod, &with);
+            if !s.is_success() {
+                return s;
+            }
+        }
+        self.run_filter_plugins(state, pod, node)
+    }
+}
+
+/// The node an earlier preemption nominated the pod to.
+pub fn nominated_node_of(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+impl Cycle<'_> {
+    /// Every Filter plugin not skipped in this cycle; the first rejection wins, as upstream.
+    fn run_filter_plugins(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
         let skip = state.read::<BTreeSet<&'static str>>(SKIP_FILTER_KEY);
         for e in self.at(Point::Filter) {
             let Some(f) = e.plugin.as_filter() else { continue };

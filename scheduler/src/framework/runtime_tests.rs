@@ -192,3 +192,38 @@ fn a_stopped_search_resumes_where_the_last_one_ended() {
     assert_eq!(second.evaluated_nodes, 100);
     assert!(evaluated(&second).contains("n100") && evaluated(&second).contains("n0") && !evaluated(&second).contains("n50"), "wrapped around");
 }
+
+fn with_priority(mut p: Pod, priority: i32) -> Pod {
+    if let Some(s) = p.spec.as_mut() {
+        s.priority = Some(priority);
+    }
+    p
+}
+
+#[test]
+fn nominated_pods_keep_their_room() {
+    let f = default_framework();
+    // Node a has 2 cpu free, b has 1; a 2-cpu pod of priority 100 is nominated to a.
+    let snapshot = Snapshot::new(vec![
+        node_info(node("a", "4", "8Gi"), vec![pod_with_cpu("x", "2")]),
+        node_info(node("b", "4", "8Gi"), vec![pod_with_cpu("y", "3")]),
+    ]);
+    let mut nominated = NominatedPods::new();
+    nominated.add("a", Arc::new(with_priority(pod_with_cpu("n", "2"), 100)));
+    let nominated = Arc::new(nominated);
+    let mut nominated_to_b = with_priority(pod_with_cpu("n", "1"), 100);
+    nominated_to_b.status = Some(k8s_openapi::api::core::v1::PodStatus { nominated_node_name: Some("b".into()), ..Default::default() });
+    let cases = [
+        ("a lower-priority pod cannot take the nominated room", with_priority(pod_with_cpu("p", "2"), 10), None),
+        ("an equal-priority pod cannot either", with_priority(pod_with_cpu("p", "2"), 100), None),
+        ("a higher-priority pod may", with_priority(pod_with_cpu("p", "2"), 1000), Some("a")),
+        ("a small pod still fits beside it on b", with_priority(pod_with_cpu("p", "1"), 10), Some("b")),
+        ("the nominated pod itself is not in its own way", with_priority(pod_with_cpu("n", "2"), 100), Some("a")),
+        // Scoring alone would pick a (more room left); the nomination wins.
+        ("its nominated node is tried first", nominated_to_b, Some("b")),
+    ];
+    for (name, p, want) in cases {
+        let (got, _) = f.schedule_with_nominated(&p, &snapshot, nominated.clone());
+        assert_eq!(got.ok().as_deref(), want, "case {name}");
+    }
+}

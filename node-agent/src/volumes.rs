@@ -5,6 +5,7 @@
 pub mod atomic;
 pub mod etc_hosts;
 mod memory;
+pub mod ownership;
 mod payload;
 mod sub_path;
 
@@ -47,6 +48,12 @@ pub enum Error {
     UnknownVolume { mount: String, container: String },
     #[error(transparent)]
     SubPath(#[from] sub_path::Error),
+    #[error("failed to prepare volume {volume}: {source}")]
+    Ownership {
+        volume: String,
+        #[source]
+        source: ownership::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -108,6 +115,7 @@ impl Volumes {
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let volumes_dir = self.pod_dir(&uid).join("volumes");
         let mut prepared = Prepared::default();
+        let fs_group = ownership::fs_group(pod);
         for volume in pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
             let name = volume.name.clone();
             if let Some(host) = &volume.host_path {
@@ -125,12 +133,21 @@ impl Volumes {
                 if empty_dir.medium.as_deref() == Some("Memory") {
                     memory::mount(&dir).map_err(|source| Error::Io { action: "mount tmpfs on", path: dir.clone(), source })?;
                 }
-                // Writable by any user in the container, like upstream (after the mount: the tmpfs root).
-                mkdir(&dir, Some(0o777))?;
+                match fs_group {
+                    // Writable by any user in the container, like upstream (after the mount: the tmpfs root).
+                    None => mkdir(&dir, Some(0o777))?,
+                    // Owned once, when new: later syncs must not undo what the containers did to their files.
+                    Some(gid) if !ownership::root_matches(&dir, gid, false) => {
+                        mkdir(&dir, Some(0o777))?;
+                        ownership::own_tree(&dir, gid, false).map_err(|source| Error::Ownership { volume: name.clone(), source })?;
+                    }
+                    Some(_) => {}
+                }
             } else {
-                mkdir(&dir, Some(0o755))?;
+                // With an fsGroup the writer widens the root's mode itself; resetting it here would flap.
+                mkdir(&dir, fs_group.is_none().then_some(0o755))?;
                 let files = self.payload(pod, volume, node, now, &mut prepared).await?;
-                atomic::write(&dir, &files).map_err(|source| Error::Write { volume: name.clone(), source })?;
+                atomic::write(&dir, &files, fs_group).map_err(|source| Error::Write { volume: name.clone(), source })?;
             }
             prepared.paths.insert(name, dir);
         }
@@ -236,3 +253,7 @@ pub fn mounts(container: &Container, prepared: &Prepared, env: &[(String, String
 
 /// Payload files keyed by path, shared by the payload builders.
 pub(crate) type Payload = BTreeMap<String, atomic::File>;
+
+#[cfg(test)]
+#[path = "volumes_tests.rs"]
+mod tests;

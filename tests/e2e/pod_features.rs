@@ -100,3 +100,39 @@ async fn post_start_hook_and_active_deadline() -> anyhow::Result<()> {
     assert_eq!((status.phase.as_deref(), status.reason.as_deref()), (Some("Failed"), Some("DeadlineExceeded")));
     Ok(())
 }
+
+/// fsGroup: a non-root user reads a 0440 secret file and writes to an emptyDir because both are
+/// group-owned by the fsGroup, which the container's processes hold as a supplementary group.
+#[tokio::test]
+async fn fs_group_owns_volumes() -> anyhow::Result<()> {
+    let (_cluster, ns) = setup("fsgroup").await?;
+    ns.kubectl(&["create", "secret", "generic", "creds", "--from-literal=data-1=value-1"]).await?;
+    create(&ns, serde_json::json!({
+        "metadata": { "name": "reader", "labels": { "app": "fsgroup" } },
+        "spec": {
+            "securityContext": { "runAsUser": 1000, "fsGroup": 1001 },
+            "volumes": [
+                { "name": "creds", "secret": { "secretName": "creds", "defaultMode": 0o440 } },
+                { "name": "scratch", "emptyDir": {} }
+            ],
+            "containers": [{
+                "name": "main", "image": "busybox", "command": ["sleep", "3600"],
+                "volumeMounts": [{ "name": "creds", "mountPath": "/etc/creds" }, { "name": "scratch", "mountPath": "/scratch" }]
+            }]
+        }
+    }))
+    .await?;
+    wait_running_pods(&ns, "app=fsgroup", 1).await?;
+    let groups = ns.kubectl(&["exec", "reader", "--", "id", "-G"]).await?;
+    assert!(groups.split_whitespace().any(|g| g == "1001"), "fsGroup is a supplementary group: {groups}");
+    let content = ns.kubectl(&["exec", "reader", "--", "cat", "/etc/creds/data-1"]).await?;
+    assert_eq!(content, "value-1", "the non-root user reads the 0440 secret file");
+    let stat = ns.kubectl(&["exec", "reader", "--", "stat", "-L", "-c", "%A %g", "/etc/creds/data-1"]).await?;
+    assert_eq!(stat.trim(), "-r--r----- 1001");
+    let scratch = ns.kubectl(&["exec", "reader", "--", "stat", "-c", "%A %g", "/scratch"]).await?;
+    assert_eq!(scratch.trim(), "drwxrwsrwx 1001", "emptyDir: group-owned with setgid");
+    ns.kubectl(&["exec", "reader", "--", "touch", "/scratch/new"]).await?;
+    let new = ns.kubectl(&["exec", "reader", "--", "stat", "-c", "%g", "/scratch/new"]).await?;
+    assert_eq!(new.trim(), "1001", "new files inherit the group through setgid");
+    Ok(())
+}

@@ -101,3 +101,59 @@ async fn failing_liveness_probe_restarts_the_container() -> anyhow::Result<()> {
     assert!(messages.iter().any(|m| m == "Killing: Container web failed liveness probe, will be restarted"), "{messages:#?}");
     Ok(())
 }
+
+const AGNHOST: &str = "registry.k8s.io/e2e-test-images/agnhost:2.59";
+
+/// agnhost's grpc-health-checking server answers grpc.health.v1.Health/Check with SERVING on port 5000.
+fn grpc_pod(name: &str, probe_port: i32) -> anyhow::Result<Pod> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "app": "grpc" } },
+        "spec": { "terminationGracePeriodSeconds": 2, "containers": [{
+            "name": "server", "image": AGNHOST, "args": ["grpc-health-checking"],
+            "livenessProbe": { "grpc": { "port": probe_port }, "periodSeconds": 1, "timeoutSeconds": 1, "failureThreshold": 2 },
+            "readinessProbe": { "grpc": { "port": 5000 }, "periodSeconds": 1 }
+        }] }
+    }))?)
+}
+
+fn restarts(pod: &Pod) -> i32 {
+    pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first().map(|c| c.restart_count)).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn grpc_probes_check_the_health_service() -> anyhow::Result<()> {
+    let (_cluster, ns) = setup("grpcprobe").await?;
+    ns.api::<Pod>().create(&PostParams::default(), &grpc_pod("healthy", 5000)?).await?;
+    ns.api::<Pod>().create(&PostParams::default(), &grpc_pod("nothing-there", 2333)?).await?;
+
+    // SERVING: ready through the gRPC readiness probe, and the liveness probe never kills it.
+    wait::until("pod healthy ready", ROLLOUT_TIMEOUT, || async {
+        let pod = ns.api::<Pod>().get("healthy").await?;
+        Ok(if is_running_and_ready(&pod) { Ok(()) } else { Err(format!("{:?}", pod.status.and_then(|s| s.phase))) })
+    })
+    .await?;
+
+    // Nothing listening on the probed port: restarted, with upstream's message.
+    wait::until("a restart of pod nothing-there", ROLLOUT_TIMEOUT, || async {
+        let pod = ns.api::<Pod>().get("nothing-there").await?;
+        let n = restarts(&pod);
+        Ok(if n >= 1 { Ok(()) } else { Err(format!("restartCount {n}")) })
+    })
+    .await?;
+    let events = ns.api::<Event>().list(&ListParams::default().fields("involvedObject.name=nothing-there")).await?;
+    let messages: Vec<String> = events.items.iter().map(|e| format!("{}: {}", e.reason.clone().unwrap_or_default(), e.message.clone().unwrap_or_default())).collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with("Unhealthy: Liveness probe failed: timeout: failed to connect service") && m.contains(":2333\" within 1s")),
+        "{messages:#?}"
+    );
+
+    // By now the healthy pod has been probed many times; it is still on its first instance.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let healthy = ns.api::<Pod>().get("healthy").await?;
+    assert_eq!(restarts(&healthy), 0, "a SERVING gRPC liveness probe restarted the container");
+    assert!(is_running_and_ready(&healthy));
+    let events = ns.api::<Event>().list(&ListParams::default().fields("involvedObject.name=healthy")).await?;
+    let unhealthy: Vec<_> = events.items.iter().filter(|e| e.reason.as_deref() == Some("Unhealthy")).filter_map(|e| e.message.clone()).collect();
+    assert!(unhealthy.is_empty(), "{unhealthy:#?}");
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! consecutive-result thresholds, startup gating, and what the results mean for a container), as pure
 //! functions. [`run`] carries out one probe; the per-pod [`super::prober`] schedules them.
 
+pub mod grpc;
 pub mod http;
 pub mod run;
 

@@ -45,6 +45,12 @@ fn int64(v: Option<i64>) -> Option<cri::Int64Value> {
     v.map(|value| cri::Int64Value { value })
 }
 
+/// The pod's supplementalGroups plus its fsGroup, appended as upstream does, so the containers' processes
+/// may use the volume contents group-owned by it.
+fn supplemental_groups(psc: &PodSecurityContext) -> Vec<i64> {
+    psc.supplemental_groups.iter().flatten().copied().chain(psc.fs_group).collect()
+}
+
 /// The sandbox config of `pod` for one attempt.
 pub fn sandbox_config(pod: &Pod, attempt: u32, root: &Path, dns: cri::DnsConfig) -> cri::PodSandboxConfig {
     let (name, namespace, uid) = meta(pod);
@@ -84,7 +90,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root: &Path, dns: cri::DnsConfig)
                 namespace_options: Some(namespace_options(pod)),
                 run_as_user: int64(psc.run_as_user),
                 run_as_group: int64(psc.run_as_group),
-                supplemental_groups: psc.supplemental_groups.clone().unwrap_or_default(),
+                supplemental_groups: supplemental_groups(&psc),
                 ..Default::default()
             }),
             sysctls,
@@ -140,7 +146,7 @@ fn security_context(pod: &Pod, container: &Container) -> cri::LinuxContainerSecu
         run_as_user: int64(sc.run_as_user.or(psc.run_as_user)),
         run_as_group: int64(sc.run_as_group.or(psc.run_as_group)),
         readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
-        supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
+        supplemental_groups: supplemental_groups(&psc),
         no_new_privs: sc.allow_privilege_escalation == Some(false),
         ..Default::default()
     }
@@ -227,6 +233,39 @@ mod tests {
         ] {
             let r = resources(&case.c, 1 << 30);
             assert_eq!((r.cpu_shares, r.cpu_quota, r.memory_limit_in_bytes, r.oom_score_adj), (case.shares, case.quota, case.memory, case.oom), "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn fs_group_joins_the_supplemental_groups() {
+        struct Case {
+            name: &'static str,
+            psc: Option<PodSecurityContext>,
+            want: Vec<i64>,
+        }
+        for case in [
+            Case { name: "no security context", psc: None, want: vec![] },
+            Case {
+                name: "supplemental groups only",
+                psc: Some(PodSecurityContext { supplemental_groups: Some(vec![5, 6]), ..Default::default() }),
+                want: vec![5, 6],
+            },
+            Case { name: "fsGroup only", psc: Some(PodSecurityContext { fs_group: Some(1001), ..Default::default() }), want: vec![1001] },
+            Case {
+                name: "both, fsGroup last",
+                psc: Some(PodSecurityContext { supplemental_groups: Some(vec![5]), fs_group: Some(1001), ..Default::default() }),
+                want: vec![5, 1001],
+            },
+        ] {
+            let pod = Pod {
+                spec: Some(k8s_openapi::api::core::v1::PodSpec { security_context: case.psc, ..Default::default() }),
+                ..Default::default()
+            };
+            let container = security_context(&pod, &Container::default());
+            assert_eq!(container.supplemental_groups, case.want, "{}: container", case.name);
+            let sandbox = sandbox_config(&pod, 0, Path::new("/r"), cri::DnsConfig::default());
+            let sandbox_groups = sandbox.linux.and_then(|l| l.security_context).map(|s| s.supplemental_groups);
+            assert_eq!(sandbox_groups, Some(case.want), "{}: sandbox", case.name);
         }
     }
 

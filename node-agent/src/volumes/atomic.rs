@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 /// One file of a payload.
@@ -26,7 +26,11 @@ pub enum Error {
     },
     #[error("failed to write volume file {0:?}: the path must be relative and stay inside the volume")]
     BadPath(String),
+    #[error(transparent)]
+    Ownership(#[from] ownership::Error),
 }
+
+use super::ownership;
 
 const DATA: &str = "..data";
 const DATA_TMP: &str = "..data_tmp";
@@ -42,12 +46,13 @@ pub fn validate_path(path: &str) -> Result<(), Error> {
     if ok { Ok(()) } else { Err(Error::BadPath(path.to_string())) }
 }
 
-fn unchanged(dir: &Path, payload: &BTreeMap<String, File>) -> bool {
+fn unchanged(dir: &Path, payload: &BTreeMap<String, File>, group: Option<u32>) -> bool {
     let data = dir.join(DATA);
     payload.iter().all(|(path, file)| {
         let p = data.join(path);
+        let mode = group.map_or(file.mode, |_| ownership::wanted_mode(file.mode, false, true));
         std::fs::read(&p).is_ok_and(|c| c == file.content)
-            && std::fs::metadata(&p).is_ok_and(|m| m.permissions().mode() & 0o7777 == file.mode)
+            && std::fs::metadata(&p).is_ok_and(|m| m.permissions().mode() & 0o7777 == mode && group.is_none_or(|g| m.gid() == g))
     }) && count_files(&data) == payload.len()
 }
 
@@ -63,13 +68,18 @@ fn count_files(dir: &Path) -> usize {
         .sum()
 }
 
-/// Replaces the contents of `dir` with `payload` (paths relative to `dir`). Returns whether anything changed.
-pub fn write(dir: &Path, payload: &BTreeMap<String, File>) -> Result<bool, Error> {
+/// Replaces the contents of `dir` with `payload` (paths relative to `dir`). With a `group` (the pod's
+/// fsGroup) everything is group-owned by it and group-readable, the new files before they become
+/// visible. Returns whether anything changed.
+pub fn write(dir: &Path, payload: &BTreeMap<String, File>, group: Option<u32>) -> Result<bool, Error> {
     for path in payload.keys() {
         validate_path(path)?;
     }
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    if unchanged(dir, payload) {
+    if let Some(gid) = group {
+        ownership::own(dir, gid, true)?;
+    }
+    if unchanged(dir, payload, group) {
         return Ok(false);
     }
     let stamp = format!("..{}", jiff::Timestamp::now().as_nanosecond());
@@ -82,6 +92,9 @@ pub fn write(dir: &Path, payload: &BTreeMap<String, File>) -> Result<bool, Error
         }
         std::fs::write(&p, &file.content).map_err(io_err(&p))?;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(file.mode)).map_err(io_err(&p))?;
+    }
+    if let Some(gid) = group {
+        ownership::own_tree(&target, gid, true)?;
     }
     let old = std::fs::read_link(dir.join(DATA)).ok();
     let tmp = dir.join(DATA_TMP);
@@ -122,13 +135,34 @@ mod tests {
     fn writes_swaps_and_prunes() {
         let dir = std::env::temp_dir().join(format!("rudder-atomic-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        assert!(matches!(write(&dir, &payload(&[("a", "1"), ("sub/b", "2")])), Ok(true)));
+        assert!(matches!(write(&dir, &payload(&[("a", "1"), ("sub/b", "2")]), None), Ok(true)));
         assert_eq!(std::fs::read_to_string(dir.join("a")).ok().as_deref(), Some("1"));
         assert_eq!(std::fs::read_to_string(dir.join("sub/b")).ok().as_deref(), Some("2"));
-        assert!(matches!(write(&dir, &payload(&[("a", "1"), ("sub/b", "2")])), Ok(false)), "same payload is a no-op");
-        assert!(matches!(write(&dir, &payload(&[("a", "3")])), Ok(true)));
+        assert!(matches!(write(&dir, &payload(&[("a", "1"), ("sub/b", "2")]), None), Ok(false)), "same payload is a no-op");
+        assert!(matches!(write(&dir, &payload(&[("a", "3")]), None), Ok(true)));
         assert_eq!(std::fs::read_to_string(dir.join("a")).ok().as_deref(), Some("3"));
         assert!(std::fs::symlink_metadata(dir.join("sub")).is_err(), "names no longer in the payload are removed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn fs_group_owns_the_payload_before_it_is_visible() {
+        let dir = std::env::temp_dir().join(format!("rudder-atomic-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let secret: BTreeMap<String, File> =
+            [("data-1".to_string(), File { content: b"value-1".to_vec(), mode: 0o400 }), ("sub/b".to_string(), File { content: b"2".to_vec(), mode: 0o600 })]
+                .into_iter()
+                .collect();
+        assert!(matches!(write(&dir, &secret, Some(1001)), Ok(true)));
+        let stat = |p: &str| std::fs::metadata(dir.join(p)).map(|m| (m.gid(), m.permissions().mode() & 0o7777)).ok();
+        assert_eq!(stat("data-1"), Some((1001, 0o440)), "0400 plus group read, through the ..data link");
+        assert_eq!(stat("sub/b"), Some((1001, 0o640)));
+        assert_eq!(stat("sub"), Some((1001, 0o2755)), "directories: group enter and setgid");
+        assert_eq!(stat(""), Some((1001, 0o2755)), "the volume root too");
+        assert_eq!(stat(DATA), Some((1001, 0o2755)), "the timestamped directory");
+        assert!(matches!(write(&dir, &secret, Some(1001)), Ok(false)), "the widened modes count as unchanged");
+        assert!(matches!(write(&dir, &secret, Some(2002)), Ok(true)), "another group is a change");
+        assert_eq!(stat("data-1"), Some((2002, 0o440)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

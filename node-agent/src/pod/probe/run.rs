@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::net::TcpStream;
 
 use super::Outcome;
-use super::http;
+use super::{grpc, http};
 use crate::runtime::{self, Runtime};
 
 /// Upstream keeps at most this much of a probe's output.
@@ -22,8 +22,8 @@ pub enum Action {
     /// Connect to this host and port.
     Tcp { host: String, port: u16 },
     Http(http::Request),
-    /// gRPC health checks are not implemented: such probes always fail, saying so.
-    Grpc,
+    /// Ask this gRPC server's health service.
+    Grpc(grpc::Request),
 }
 
 /// Failures to resolve a probe into an [`Action`].
@@ -75,8 +75,10 @@ pub fn action(probe: &Probe, container: &Container, pod_host: &str) -> Result<Ac
         let host = t.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| pod_host.to_string());
         return Ok(Action::Tcp { host, port: resolve_port(&t.port, container)? });
     }
-    if probe.grpc.is_some() {
-        return Ok(Action::Grpc);
+    if let Some(g) = &probe.grpc {
+        // Upstream always probes the pod's IP: a grpc probe has no host field.
+        let port = u16::try_from(g.port).ok().filter(|p| *p > 0).ok_or(Error::InvalidPort(g.port))?;
+        return Ok(Action::Grpc(grpc::Request { host: pod_host.to_string(), port, service: g.service.clone().unwrap_or_default() }));
     }
     Err(Error::NoHandler)
 }
@@ -92,7 +94,7 @@ pub async fn run<R: Runtime>(runtime: &R, container_id: &str, action: &Action, t
         Action::Exec(command) => exec(runtime, container_id, command, timeout).await,
         Action::Tcp { host, port } => tcp(host, *port, timeout).await,
         Action::Http(request) => http::get(request, timeout).await,
-        Action::Grpc => Outcome::Failure("gRPC probes are not supported by this node agent".into()),
+        Action::Grpc(request) => grpc::check(request, timeout).await,
     }
 }
 

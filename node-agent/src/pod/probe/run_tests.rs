@@ -85,7 +85,17 @@ fn actions_resolve_ports_and_hosts() {
         Case {
             name: "grpc",
             probe: Probe { grpc: Some(GRPCAction { port: 9000, service: None }), ..Default::default() },
-            want: Ok(Action::Grpc),
+            want: Ok(Action::Grpc(grpc::Request { host: "10.0.0.9".into(), port: 9000, service: String::new() })),
+        },
+        Case {
+            name: "grpc with a service",
+            probe: Probe { grpc: Some(GRPCAction { port: 9000, service: Some("db".into()) }), ..Default::default() },
+            want: Ok(Action::Grpc(grpc::Request { host: "10.0.0.9".into(), port: 9000, service: "db".into() })),
+        },
+        Case {
+            name: "grpc port out of range",
+            probe: Probe { grpc: Some(GRPCAction { port: 0, service: None }), ..Default::default() },
+            want: Err(Error::InvalidPort(0)),
         },
         Case { name: "no handler", probe: Probe::default(), want: Err(Error::NoHandler) },
     ] {
@@ -209,12 +219,4 @@ async fn exec_probe_through_the_simulated_runtime() {
     rt.exec_returns("app", ExecOutput { exit_code: 2, stdout: vec![], stderr: vec![] });
     assert_eq!(exec(&rt, &id, &cmd, SECOND).await, Outcome::Failure("command [\"check\"] exited with 2".into()), "exit 2, silent");
     assert!(matches!(exec(&rt, "missing", &cmd, SECOND).await, Outcome::Error(_)), "runtime errors count neither way");
-}
-
-#[tokio::test]
-async fn grpc_probes_fail_with_a_clear_message() {
-    match run(&SimulatedRuntime::new(), "c1", &Action::Grpc, SECOND).await {
-        Outcome::Failure(text) => assert!(text.contains("gRPC probes are not supported"), "{text}"),
-        other => panic!("want failure, got {other:?}"),
-    }
 }

@@ -77,7 +77,7 @@ pub fn run(
         .watches_shared_stream(pods.subscribe(), deleted_pod_mapper(deployments.store(), replica_sets.store(), pods.store()))
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(sync::reconcile, error_policy, context)
+        .run(crate::metrics::instrumented("deployment", sync::reconcile), error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "deployment sync did not complete");

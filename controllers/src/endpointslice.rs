@@ -5,7 +5,7 @@ pub mod desired;
 pub mod plan;
 pub mod pods;
 mod sync;
-mod tracker;
+pub(crate) mod tracker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +19,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use crate::informer::Informer;
 
 pub use sync::{is_managed_slice, slice_labels};
+pub(crate) use sync::write;
 
 /// The controller's name, as upstream.
 pub const NAME: &str = "endpointslice-controller";

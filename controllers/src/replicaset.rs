@@ -88,11 +88,13 @@ pub fn run<K: ReplicaOwner>(
         events: Events::new(client, K::CONTROLLER),
         expectations,
     });
+    // Upstream's workqueue names, for the metrics.
+    let queue = if K::CONTROLLER == NAME { "replicaset" } else { "replicationmanager" };
     Controller::for_shared_stream(owners.subscribe(), owner_store)
         .watches_shared_stream(pods.subscribe(), mapper)
         .with_config(controller::Config::default().concurrency(concurrency))
         .graceful_shutdown_on(shutdown)
-        .run(reconcile::reconcile::<K>, error_policy::<K>, context)
+        .run(crate::metrics::instrumented(queue, reconcile::reconcile::<K>), error_policy::<K>, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(kind = %K::kind(&()), %error, "sync did not complete");

@@ -21,6 +21,13 @@ pub const NAMESPACE: &str = "namespace-controller";
 pub const NODE_LIFECYCLE: &str = "node-lifecycle-controller";
 pub const ENDPOINTSLICE: &str = "endpointslice-controller";
 pub const ENDPOINTS: &str = "endpoints-controller";
+pub const ENDPOINTSLICE_MIRRORING: &str = "endpointslice-mirroring-controller";
+pub const PVC_PROTECTION: &str = "persistentvolumeclaim-protection-controller";
+pub const PV_PROTECTION: &str = "persistentvolume-protection-controller";
+pub const DISRUPTION: &str = "disruption-controller";
+pub const RESOURCEQUOTA: &str = "resourcequota-controller";
+pub const JOB: &str = "job-controller";
+pub const CRONJOB: &str = "cronjob-controller";
 
 /// Every controller rudder has; all are on by default.
 pub const KNOWN: &[Known] = &[
@@ -36,6 +43,13 @@ pub const KNOWN: &[Known] = &[
     Known { name: NODE_LIFECYCLE, aliases: &["nodelifecycle"] },
     Known { name: ENDPOINTSLICE, aliases: &["endpointslice"] },
     Known { name: ENDPOINTS, aliases: &["endpoint"] },
+    Known { name: ENDPOINTSLICE_MIRRORING, aliases: &["endpointslicemirroring"] },
+    Known { name: PVC_PROTECTION, aliases: &["pvc-protection"] },
+    Known { name: PV_PROTECTION, aliases: &["pv-protection"] },
+    Known { name: DISRUPTION, aliases: &["disruption"] },
+    Known { name: RESOURCEQUOTA, aliases: &["resourcequota"] },
+    Known { name: JOB, aliases: &["job"] },
+    Known { name: CRONJOB, aliases: &["cronjob"] },
 ];
 
 /// `--controllers` names something that does not exist.
@@ -92,12 +106,15 @@ mod tests {
         assert!(enabled(&list("*,-statefulset")).is_ok_and(|s| !s.contains(STATEFULSET) && s.contains(REPLICASET)));
         assert!(enabled(&list("daemonset")).is_ok_and(|s| s.len() == 1 && s.contains(DAEMONSET)), "daemonset alias");
         assert!(enabled(&list("*,-daemonset")).is_ok_and(|s| !s.contains(DAEMONSET) && s.contains(STATEFULSET)));
+        assert!(enabled(&list("*")).is_ok_and(|s| s.contains(DISRUPTION) && s.contains(RESOURCEQUOTA)), "on by default");
+        assert!(enabled(&list("disruption,resourcequota")).is_ok_and(|s| s.len() == 2), "short names");
+        assert!(enabled(&list("cronjob")).is_ok_and(|s| s.len() == 1 && s.contains(CRONJOB)), "cronjob alias");
     }
 
     #[test]
     fn unknown_names_fail() {
-        let err = enabled(&list("*,cronjob")).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("--controllers") && err.contains("cronjob"), "{err}");
+        let err = enabled(&list("*,ttl-after-finished")).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("--controllers") && err.contains("ttl-after-finished"), "{err}");
         assert!(enabled(&list("-bogus")).is_err());
     }
 }

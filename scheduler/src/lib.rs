@@ -7,7 +7,6 @@ pub mod events;
 pub mod explain;
 pub mod framework;
 pub mod informers;
-pub mod leader_election;
 pub mod metrics;
 pub mod plugins;
 pub mod pod_status;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use component_base::leader_election::{self, LeaderElector};
 use component_base::{CommonFlags, HealthServer, Readiness};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector;
@@ -21,7 +22,6 @@ use rudder_scheduler::events::PodEvents;
 use rudder_scheduler::explain::{ExplainServer, ExplanationStore};
 use rudder_scheduler::framework::Handle;
 use rudder_scheduler::informers::{self, EventHandlers};
-use rudder_scheduler::leader_election::{self, LeaderElector};
 use rudder_scheduler::metrics::Metrics;
 use rudder_scheduler::queue::{FLUSH_INTERVAL, SchedulingQueue};
 use rudder_scheduler::scheduler::{ProfileRuntime, Scheduler};
@@ -117,30 +117,16 @@ fn settings(flags: &Flags) -> anyhow::Result<Settings> {
     )?;
     let retry_period =
         positive_duration("leader-elect-retry-period", le.retry_period.as_deref().unwrap_or(&flags.leader_elect_retry_period))?;
-    if renew_deadline >= lease_duration || retry_period >= renew_deadline {
-        bail!("leader election timing is invalid: it needs retry period < renew deadline < lease duration");
-    }
     let name = le.resource_name.unwrap_or_else(|| flags.leader_elect_resource_name.clone());
     let namespace = le.resource_namespace.unwrap_or_else(|| flags.leader_elect_resource_namespace.clone());
-    if !is_dns_subdomain(&name) || !is_dns_subdomain(&namespace) {
-        bail!("--leader-elect-resource-name/namespace {namespace}/{name} is invalid: both must be lowercase DNS subdomains");
-    }
-    let identity = format!("{}_{:016x}", hostname(), rand::random::<u64>());
-    let lease = elect.then_some(leader_election::Config { namespace, name, identity, lease_duration, renew_deadline, retry_period });
+    let identity = leader_election::unique_identity();
+    let lease_config = leader_election::Config::new(&namespace, &name, identity, lease_duration, renew_deadline, retry_period)?;
+    let lease = elect.then_some(lease_config);
     let explain_address = match flags.explain_bind_address.as_str() {
         "" => None,
         a => Some(a.parse().with_context(|| format!("--explain-bind-address {a:?} is invalid: it must be host:port"))?),
     };
     Ok(Settings { profiles, lease, explain_address })
-}
-
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
 
 #[tokio::main]
@@ -175,7 +161,7 @@ async fn main() -> anyhow::Result<()> {
     let mut profiles = BTreeMap::new();
     for p in &settings.profiles {
         let framework = p.build(&handle).with_context(|| format!("failed to build profile {:?}", p.scheduler_name))?;
-        let reporter = Reporter { controller: p.scheduler_name.clone(), instance: Some(format!("{}-{}", p.scheduler_name, hostname())) };
+        let reporter = Reporter { controller: p.scheduler_name.clone(), instance: Some(format!("{}-{}", p.scheduler_name, leader_election::hostname())) };
         profiles.insert(p.scheduler_name.clone(), ProfileRuntime { framework: Arc::new(framework), events: PodEvents::new(client.clone(), reporter) });
     }
     let queue = Arc::new(SchedulingQueue::new());

@@ -2,11 +2,15 @@
 //! one binary so they run concurrently, each in its own namespace.
 
 mod common;
+mod cronjob;
 mod daemonset;
+mod disruption;
 mod dns;
 mod failures;
 mod garbage_collection;
+mod job;
 mod kubelet_api;
+mod leader_election;
 mod manifests;
 mod rollout;
 mod namespaces;
@@ -14,9 +18,11 @@ mod pod_features;
 mod preemption;
 mod probes;
 mod replication_controller;
+mod resource_quota;
 mod scaling;
 mod scheduling;
 mod services;
 mod statefulset;
 mod topology_spread;
+mod volume_protection;
 mod walkthrough;

@@ -143,3 +143,64 @@ async fn node_port_answers_on_every_node_address() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn hand_written_endpoints_of_a_selectorless_service_are_mirrored_and_served() -> anyhow::Result<()> {
+    let (_cluster, ns) = setup("mirror").await?;
+    for name in ["backend", "client"] {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": { "name": name },
+            "spec": { "containers": [{ "name": "main", "image": "nginx" }] }
+        }))?;
+        ns.api::<Pod>().create(&PostParams::default(), &pod).await?;
+    }
+    let pods = wait_running_pods(&ns, "", 2).await?;
+    let backend_ip = pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("backend"))
+        .and_then(|p| p.status.as_ref()?.pod_ip.clone())
+        .ok_or_else(|| anyhow::anyhow!("the backend pod has no IP"))?;
+
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "external" },
+        "spec": { "ports": [{ "name": "http", "port": 80, "protocol": "TCP" }] }
+    }))?;
+    ns.api::<Service>().create(&PostParams::default(), &service).await?;
+    let endpoints = |ip: &str| -> anyhow::Result<Endpoints> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "external", "labels": { "team": "storage" } },
+            "subsets": [{ "addresses": [{ "ip": ip }], "ports": [{ "name": "http", "port": 80 }] }]
+        }))?)
+    };
+    // First an address nobody answers on, then the backend: the mirror must follow the update.
+    ns.api::<Endpoints>().create(&PostParams::default(), &endpoints("10.1.2.3")?).await?;
+    wait::until("a mirrored slice with 10.1.2.3", Duration::from_secs(30), || async {
+        let ips = ready_endpoints(&ns, "external").await?;
+        Ok(if ips == ["10.1.2.3"] { Ok(()) } else { Err(format!("{ips:?}")) })
+    })
+    .await?;
+    let slices = ns.api::<EndpointSlice>().list(&ListParams::default().labels("kubernetes.io/service-name=external")).await?.items;
+    let labels = slices[0].metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("endpointslice.kubernetes.io/managed-by").map(String::as_str), Some("endpointslicemirroring-controller.k8s.io"));
+    assert_eq!(labels.get("team").map(String::as_str), Some("storage"), "the Endpoints' labels are copied");
+
+    let mut current = ns.api::<Endpoints>().get("external").await?;
+    current.subsets = endpoints(&backend_ip)?.subsets;
+    ns.api::<Endpoints>().replace("external", &PostParams::default(), &current).await?;
+    wait::until("the mirrored slice to follow the update", Duration::from_secs(30), || async {
+        let ips = ready_endpoints(&ns, "external").await?;
+        Ok(if ips == [backend_ip.clone()] { Ok(()) } else { Err(format!("{ips:?}")) })
+    })
+    .await?;
+    let cluster_ip = ns.api::<Service>().get("external").await?.spec.and_then(|s| s.cluster_ip).unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let answers = get_from_pod(&ns, "client", &cluster_ip, "mirror", 5).await?;
+    assert_eq!(answers.lines().filter(|l| l.starts_with("HTTP/1.1 200")).count(), 5, "the ClusterIP reaches the backend: {answers}");
+
+    ns.kubectl(&["delete", "endpoints", "external"]).await?;
+    wait::until("the mirrored slices to go with the Endpoints", Duration::from_secs(30), || async {
+        let left = ns.api::<EndpointSlice>().list(&ListParams::default().labels("kubernetes.io/service-name=external")).await?.items.len();
+        Ok(if left == 0 { Ok(()) } else { Err(format!("{left} slices left")) })
+    })
+    .await
+}

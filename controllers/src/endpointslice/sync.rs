@@ -10,7 +10,8 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
-use super::plan::{self, SliceMeta};
+use super::plan::{self, Plan, SliceMeta};
+use super::tracker::Tracker;
 use super::{Context, Error, MANAGED_BY, MANAGED_BY_LABEL, SERVICE_NAME_LABEL, desired, pods};
 use crate::{api_errors, ownership};
 
@@ -64,28 +65,36 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Actio
     let wanted = desired::endpoints_by_ports(&service, pods.iter().map(Arc::as_ref), |node| nodes.get(&ObjectRef::new(node)));
     let plan = plan::plan(&meta, &wanted, &existing);
 
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &ns);
+    write(&ctx.client, &ns, &key, &plan, &ctx.tracker).await?;
+    Ok(Action::await_change())
+}
+
+/// Makes the plan's writes for the slices of `key` (`namespace/name`) in namespace `ns`, telling
+/// `tracker` what was written. In a namespace being deleted, where creating is refused, it stops
+/// quietly: the slices are going anyway.
+pub(crate) async fn write(client: &kube::Client, ns: &str, key: &str, plan: &Plan, tracker: &Tracker) -> Result<(), Error> {
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
     let write_error = |action: &'static str| {
-        let service = key.clone();
+        let service = key.to_string();
         move |source| Error::Write { action, service, source }
     };
     for slice in &plan.create {
         match api.create(&PostParams::default(), slice).await {
-            Ok(created) => ctx.tracker.wrote(&key, &created),
-            Err(e) if api_errors::is_namespace_terminating(&e) => return Ok(Action::await_change()),
+            Ok(created) => tracker.wrote(key, &created),
+            Err(e) if api_errors::is_namespace_terminating(&e) => return Ok(()),
             Err(e) => return Err(write_error("create endpoint slice")(e)),
         }
     }
     for slice in &plan.update {
         let slice_name = slice.metadata.name.clone().unwrap_or_default();
         let updated = api.replace(&slice_name, &PostParams::default(), slice).await.map_err(write_error("update endpoint slice"))?;
-        ctx.tracker.wrote(&key, &updated);
+        tracker.wrote(key, &updated);
     }
     for slice in &plan.delete {
         let slice_name = slice.metadata.name.clone().unwrap_or_default();
         let params = DeleteParams { preconditions: Some(Preconditions { uid: slice.metadata.uid.clone(), resource_version: None }), ..Default::default() };
         match api.delete(&slice_name, &params).await {
-            Ok(_) => ctx.tracker.deleted(&key, &slice_name),
+            Ok(_) => tracker.deleted(key, &slice_name),
             Err(e) if api_errors::is_not_found(&e) => {}
             Err(e) => return Err(write_error("delete endpoint slice")(e)),
         }
@@ -93,7 +102,7 @@ pub async fn reconcile(service: Arc<Service>, ctx: Arc<Context>) -> Result<Actio
     if !(plan.create.is_empty() && plan.update.is_empty() && plan.delete.is_empty()) {
         tracing::debug!(service = %key, created = plan.create.len(), updated = plan.update.len(), deleted = plan.delete.len(), "synced endpoint slices");
     }
-    Ok(Action::await_change())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ mod sync;
 mod writes;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
@@ -80,19 +79,11 @@ pub fn run(
 
 /// The cron job controlling `job`, if a batch CronJob does.
 fn owning_cron_job(job: &Job) -> Option<ObjectRef<CronJob>> {
-    let ns = job.metadata.namespace.as_deref()?;
-    let owner = ownership::controller_of(&job.metadata)?;
-    (owner.kind == "CronJob" && owner.api_version == "batch/v1").then(|| ObjectRef::new(&owner.name).within(ns))
+    ownership::controlling::<CronJob>(&job.metadata)
 }
 
 fn error_policy(cron_job: Arc<CronJob>, error: &Error, _: Arc<Context>) -> Action {
-    let name = cron_job.metadata.name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(name, %error, "cron job sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("CronJob", cron_job.metadata.name.as_deref(), error.is_conflict(), error)
 }
 
 #[cfg(test)]

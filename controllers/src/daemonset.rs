@@ -14,7 +14,7 @@ mod sync;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
@@ -150,13 +150,7 @@ fn node_mapper(sets: Store<DaemonSet>, nodes: Store<Node>) -> impl Fn(Arc<Node>)
 }
 
 fn error_policy(set: Arc<DaemonSet>, error: &Error, _: Arc<Context>) -> Action {
-    let name = set.metadata.name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(name, %error, "daemonset sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("DaemonSet", set.metadata.name.as_deref(), error.is_conflict(), error)
 }
 
 #[cfg(test)]

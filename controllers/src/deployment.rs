@@ -10,7 +10,6 @@ mod strategy;
 mod sync;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -142,10 +141,5 @@ impl Error {
 }
 
 fn error_policy(d: Arc<Deployment>, error: &Error, _: Arc<Context>) -> Action {
-    if error.is_transient() {
-        tracing::debug!(deployment = d.metadata.name.as_deref().unwrap_or(""), %error, "retrying soon");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(deployment = d.metadata.name.as_deref().unwrap_or(""), %error, "sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("Deployment", d.metadata.name.as_deref(), error.is_transient(), error)
 }

@@ -10,7 +10,6 @@ mod status;
 mod sync;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
@@ -146,13 +145,7 @@ fn pod_mapper(budgets: Store<PodDisruptionBudget>) -> impl Fn(Arc<Pod>) -> Vec<O
 }
 
 fn error_policy(budget: Arc<PodDisruptionBudget>, error: &Error, _: Arc<Context>) -> Action {
-    let name = budget.metadata.name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(name, %error, "disruption budget sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("PodDisruptionBudget", budget.metadata.name.as_deref(), error.is_conflict(), error)
 }
 
 #[cfg(test)]

@@ -5,7 +5,6 @@
 pub mod subsets;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
@@ -136,11 +135,5 @@ async fn delete_with_services(client: kube::Client, changes: impl futures::Strea
 }
 
 fn error_policy(service: Arc<Service>, error: &Error, _: Arc<Context>) -> Action {
-    let name = service.metadata.name.as_deref().unwrap_or("");
-    if matches!(error, Error::Write { source, .. } if api_errors::is_conflict(source) || api_errors::is_already_exists(source)) {
-        tracing::debug!(service = name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(service = name, %error, "sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("Service", service.metadata.name.as_deref(), matches!(error, Error::Write { source, .. } if api_errors::is_conflict(source) || api_errors::is_already_exists(source)), error)
 }

@@ -8,7 +8,6 @@ mod sync;
 pub(crate) mod tracker;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -113,13 +112,7 @@ fn slice_owner(slice: Arc<EndpointSlice>) -> Option<ObjectRef<Service>> {
 }
 
 fn error_policy(service: Arc<Service>, error: &Error, _: Arc<Context>) -> Action {
-    let name = service.metadata.name.as_deref().unwrap_or("");
-    if matches!(error, Error::Write { source, .. } if crate::api_errors::is_conflict(source)) {
-        tracing::debug!(service = name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(service = name, %error, "sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("Service", service.metadata.name.as_deref(), matches!(error, Error::Write { source, .. } if crate::api_errors::is_conflict(source)), error)
 }
 
 #[cfg(test)]

@@ -99,11 +99,5 @@ async fn reconcile(endpoints: Arc<Endpoints>, ctx: Arc<Context>) -> Result<Actio
 }
 
 fn error_policy(endpoints: Arc<Endpoints>, error: &Error, _: Arc<Context>) -> Action {
-    let name = endpoints.metadata.name.as_deref().unwrap_or("");
-    if matches!(error, Error::Write { source, .. } if crate::api_errors::is_conflict(source)) {
-        tracing::debug!(endpoints = name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(endpoints = name, %error, "mirroring failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("Endpoints", endpoints.metadata.name.as_deref(), matches!(error, Error::Write { source, .. } if crate::api_errors::is_conflict(source)), error)
 }

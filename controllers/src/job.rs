@@ -18,7 +18,6 @@ mod track;
 mod writes;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -137,13 +136,7 @@ fn pod_mapper(jobs: Store<Job>, expectations: Arc<Expectations>) -> impl Fn(Arc<
 }
 
 fn error_policy(job: Arc<Job>, error: &Error, _: Arc<Context>) -> Action {
-    let name = job.metadata.name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(name, %error, "job sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("Job", job.metadata.name.as_deref(), error.is_conflict(), error)
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! bundle.
 
 pub mod api_errors;
+pub mod retry;
 pub mod events;
 pub mod informer;
 pub mod ownership;

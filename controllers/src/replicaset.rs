@@ -9,7 +9,6 @@ mod reconcile;
 mod status;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -124,13 +123,7 @@ impl Error {
 }
 
 fn error_policy<K: ReplicaOwner>(owner: Arc<K>, error: &Error, _: Arc<Context>) -> Action {
-    let name = owner.meta().name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(kind = %K::kind(&()), name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(kind = %K::kind(&()), name, %error, "sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error(&K::kind(&()), owner.meta().name.as_deref(), error.is_conflict(), error)
 }
 
 #[cfg(test)]

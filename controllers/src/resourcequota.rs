@@ -101,11 +101,5 @@ fn namespace_mapper(quotas: Store<ResourceQuota>) -> impl Fn(&str) -> Vec<Object
 }
 
 fn error_policy(quota: Arc<ResourceQuota>, error: &Error, _: Arc<Context>) -> Action {
-    let name = quota.metadata.name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(name, %error, "resource quota sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("ResourceQuota", quota.metadata.name.as_deref(), error.is_conflict(), error)
 }

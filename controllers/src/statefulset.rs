@@ -12,7 +12,6 @@ mod sync;
 mod update;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
@@ -101,12 +100,6 @@ impl ownership::SelectsPods for StatefulSet {
 }
 
 fn error_policy(set: Arc<StatefulSet>, error: &Error, _: Arc<Context>) -> Action {
-    let name = set.metadata.name.as_deref().unwrap_or("");
-    if error.is_conflict() {
-        tracing::debug!(name, %error, "conflict; retrying");
-        return Action::requeue(Duration::from_secs(1));
-    }
-    tracing::warn!(name, %error, "statefulset sync failed; retrying");
-    Action::requeue(Duration::from_secs(5))
+    crate::retry::after_error("StatefulSet", set.metadata.name.as_deref(), error.is_conflict(), error)
 }
 

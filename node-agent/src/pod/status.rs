@@ -172,16 +172,18 @@ pub fn build(input: &Input<'_>) -> PodStatus {
     let mut statuses: Vec<ContainerStatus> =
         spec.containers.iter().map(|c| container_status(c, instances.get(c.name.as_str()).copied(), true, input)).collect();
 
-    let incomplete_init: Vec<&str> = init_statuses.iter().filter(|s| !is_succeeded(s)).map(|s| s.name.as_str()).collect();
-    let initialized = incomplete_init.is_empty();
-    if !initialized {
-        // App containers wait for the init containers, not for their own creation.
-        for s in &mut statuses {
+    if !init_specs.is_empty() {
+        // In a pod with init containers, a container not created yet waits with PodInitializing (upstream's
+        // default waiting reason there), init containers behind a failing one included.
+        for s in init_statuses.iter_mut().chain(statuses.iter_mut()) {
             if let Some(w) = s.state.as_mut().and_then(|st| st.waiting.as_mut()).filter(|w| w.reason.as_deref() == Some("ContainerCreating")) {
                 w.reason = Some("PodInitializing".to_string());
             }
         }
     }
+
+    let incomplete_init: Vec<&str> = init_statuses.iter().filter(|s| !is_succeeded(s)).map(|s| s.name.as_str()).collect();
+    let initialized = incomplete_init.is_empty();
 
     let previous_phase = current.phase.clone().unwrap_or_default();
     let phase = if previous_phase == "Succeeded" || previous_phase == "Failed" {

@@ -209,10 +209,17 @@ fn init_containers_ready_when_done_and_app_containers_wait_for_them() {
     assert_eq!(app.as_deref(), Some("PodInitializing"));
     assert_eq!(condition_status(&s, "Initialized"), "False");
 
+    // An init container behind one still running (or failing and restarting) waits with PodInitializing.
+    let s = build_with(&p, Some(&sandbox()), &[], &BTreeMap::new());
+    let waiting: Vec<Option<String>> =
+        s.init_container_statuses.iter().flatten().map(|c| c.state.clone().and_then(|st| st.waiting).and_then(|w| w.reason)).collect();
+    assert_eq!(waiting, [Some("PodInitializing".to_string()), Some("PodInitializing".to_string())], "nothing created yet");
+
     init2.state = ContainerState::Exited;
     let s = build_with(&p, Some(&sandbox()), &[init1, init2], &BTreeMap::new());
     let app = s.container_statuses.iter().flatten().next().and_then(|c| c.state.clone()).and_then(|st| st.waiting).and_then(|w| w.reason);
-    assert_eq!(app.as_deref(), Some("ContainerCreating"), "initialized: the app container is being created");
+    // Upstream's default waiting reason in a pod with init containers, until the runtime has the container.
+    assert_eq!(app.as_deref(), Some("PodInitializing"), "initialized, the app container not created yet");
     assert_eq!(condition_status(&s, "Initialized"), "True");
 }
 

@@ -358,9 +358,16 @@ async fn container_logs_are_parsed_from_the_cri_format() {
             "/containerLogs/default/web/nginx",
             "starting\nwarning: slow\nready\n",
         ),
+        // tailLines counts the file's entries, as upstream: the last two are the end of a split line
+        // (no timestamp of its own) and a whole one.
         (
             "tail with timestamps",
             "/containerLogs/default/web/nginx?tailLines=2&timestamps=true",
+            "ing: slow\n2024-05-01T10:00:02Z ready\n",
+        ),
+        (
+            "tail with timestamps of whole lines",
+            "/containerLogs/default/web/nginx?tailLines=3&timestamps=true",
             "2024-05-01T10:00:01Z warning: slow\n2024-05-01T10:00:02Z ready\n",
         ),
         (

@@ -1,5 +1,6 @@
 //! This node in the API: the Node object (registration and periodic status) and its heartbeat Lease.
 
+pub mod images;
 pub mod lease;
 pub mod machine;
 pub mod registration;

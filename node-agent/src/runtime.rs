@@ -91,6 +91,15 @@ pub struct ContainerInfo {
     pub annotations: HashMap<String, String>,
 }
 
+/// An image the runtime holds, as CRI `ListImages` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    pub repo_digests: Vec<String>,
+    pub size_bytes: u64,
+}
+
 /// One sandbox or container in a [`Runtime::relist`] snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelistEntry {
@@ -134,6 +143,8 @@ pub trait Runtime: Send + Sync + 'static {
     fn image_status(&self, image: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Pulls an image and returns its reference.
     fn pull_image(&self, image: &str, sandbox: &PodSandboxConfig) -> impl Future<Output = Result<String>> + Send;
+    /// Every image the runtime holds, in no particular order.
+    fn list_images(&self) -> impl Future<Output = Result<Vec<ImageInfo>>> + Send;
 
     /// Creates a container in a sandbox and returns its id.
     fn create_container(

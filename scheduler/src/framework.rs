@@ -2,6 +2,7 @@
 //! extension point, a [`Status`] that carries rejections as codes rather than errors, per-cycle
 //! [`CycleState`], a registry of plugin factories and a [`Framework`] that runs the enabled plugins.
 
+pub mod binding;
 pub mod cycle_state;
 pub mod explanation;
 pub mod fit_error;
@@ -13,13 +14,15 @@ pub mod points;
 pub mod registry;
 pub mod runtime;
 pub mod status;
+pub mod waiting_pods;
 
 pub use cycle_state::CycleState;
 pub use fit_error::{FitError, NodeToStatus};
+pub use binding::{PermitOutcome, QueueSort};
 pub use interface::{
-    BindPlugin, FilterPlugin, FilterRunner, MAX_NODE_SCORE, NodeScore, NormalizeScorePlugin, Plugin, PostFilterPlugin,
-    PostFilterResult,
-    PreFilterPlugin, PreScorePlugin, ScorePlugin,
+    BindPlugin, FilterPlugin, FilterRunner, MAX_NODE_SCORE, NodeScore, NormalizeScorePlugin, PermitPlugin, Plugin,
+    PostBindPlugin, PostFilterPlugin, PostFilterResult, PreBindPlugin, PreEnqueuePlugin, PreFilterPlugin, PreScorePlugin,
+    QueueSortPlugin, QueuedPodInfo, ReservePlugin, ScorePlugin,
 };
 pub use explanation::Explanation;
 pub use node_info::{NodeInfo, PodInfo, Snapshot};
@@ -28,3 +31,4 @@ pub use points::{Enabled, Point, Points};
 pub use registry::{Handle, PluginSpec, Registry};
 pub use runtime::Framework;
 pub use status::{Code, Status};
+pub use waiting_pods::{Waiter, WaitingPods};

@@ -20,11 +20,12 @@ use rudder_scheduler::config::{self, Profile, duration, validate::is_dns_subdoma
 use rudder_scheduler::eligibility::DEFAULT_SCHEDULER_NAME;
 use rudder_scheduler::events::PodEvents;
 use rudder_scheduler::explain::{ExplainServer, ExplanationStore};
-use rudder_scheduler::framework::Handle;
+use rudder_scheduler::framework::{Framework, Handle};
 use rudder_scheduler::informers::{self, EventHandlers};
 use rudder_scheduler::metrics::Metrics;
-use rudder_scheduler::queue::{FLUSH_INTERVAL, SchedulingQueue};
-use rudder_scheduler::scheduler::{ProfileRuntime, Scheduler};
+use rudder_scheduler::queue::state::{DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF};
+use rudder_scheduler::queue::{FLUSH_INTERVAL, QueueState, SchedulingQueue};
+use rudder_scheduler::scheduler::{ProfileRuntime, ProfilesPreEnqueue, Scheduler};
 
 #[derive(Parser, Debug)]
 #[command(name = "rudder-scheduler", about = "Assigns pending pods to nodes (kube-scheduler replacement).")]
@@ -157,14 +158,22 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
 
-    let handle = Handle { client: Some(client.clone()) };
+    let handle = Handle { client: Some(client.clone()), ..Default::default() };
     let mut profiles = BTreeMap::new();
     for p in &settings.profiles {
         let framework = p.build(&handle).with_context(|| format!("failed to build profile {:?}", p.scheduler_name))?;
         let reporter = Reporter { controller: p.scheduler_name.clone(), instance: Some(format!("{}-{}", p.scheduler_name, leader_election::hostname())) };
         profiles.insert(p.scheduler_name.clone(), ProfileRuntime { framework: Arc::new(framework), events: PodEvents::new(client.clone(), reporter) });
     }
-    let queue = Arc::new(SchedulingQueue::new());
+    let frameworks: BTreeMap<String, Arc<Framework>> = profiles.iter().map(|(n, p)| (n.clone(), p.framework.clone())).collect();
+    // Validation made every profile's QueueSort plugin the same; the first one orders the shared queue.
+    let sort = frameworks.values().next().and_then(|f| f.queue_sort()).context("no profile has a QueueSort plugin")?;
+    let queue = Arc::new(SchedulingQueue::with_state(QueueState::with_plugins(
+        DEFAULT_INITIAL_BACKOFF,
+        DEFAULT_MAX_BACKOFF,
+        Arc::new(sort),
+        Arc::new(ProfilesPreEnqueue(frameworks)),
+    )));
     let cache = Arc::new(SchedulerCache::new());
     let (node_store, node_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
@@ -179,6 +188,7 @@ async fn main() -> anyhow::Result<()> {
         metrics: metrics.clone(),
         explanations,
         explain_events: flags.explain_events,
+        waiting_pods: handle.waiting_pods.clone(),
     });
     let elector = settings.lease.map(|cfg| Arc::new(LeaderElector::new(client.clone(), cfg)));
 

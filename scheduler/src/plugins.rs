@@ -6,6 +6,7 @@ pub mod balanced_allocation;
 pub mod default_binder;
 pub mod default_preemption;
 pub mod helper;
+pub mod image_locality;
 pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
@@ -14,7 +15,9 @@ pub mod node_ready;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
 pub mod pod_topology_spread;
+pub mod priority_sort;
 pub mod resource_scoring;
+pub mod scheduling_gates;
 pub mod taint_toleration;
 
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use crate::framework::{Plugin, PluginSpec, Point, Points, Registry};
 /// Every in-tree plugin by name.
 pub fn in_tree_registry() -> Registry {
     Registry::new()
+        .with(scheduling_gates::NAME, scheduling_gates::new)
+        .with(priority_sort::NAME, priority_sort::new)
         .with(node_unschedulable::NAME, node_unschedulable::new)
         .with(node_name::NAME, node_name::new)
         .with(node_ready::NAME, node_ready::new)
@@ -36,12 +41,15 @@ pub fn in_tree_registry() -> Registry {
         .with(inter_pod_affinity::NAME, inter_pod_affinity::new)
         .with(default_preemption::NAME, default_preemption::new)
         .with(balanced_allocation::NAME, balanced_allocation::new)
+        .with(image_locality::NAME, image_locality::new)
         .with(default_binder::NAME, default_binder::new)
 }
 
 /// The extension points each in-tree plugin implements, known without building it (the configuration is
 /// validated before there is an API client for DefaultBinder).
 const PLUGIN_POINTS: &[(&str, &[Point])] = &[
+    (scheduling_gates::NAME, &[Point::PreEnqueue]),
+    (priority_sort::NAME, &[Point::QueueSort]),
     (node_unschedulable::NAME, &[Point::Filter]),
     (node_name::NAME, &[Point::Filter]),
     (node_ready::NAME, &[Point::Filter]),
@@ -53,6 +61,7 @@ const PLUGIN_POINTS: &[(&str, &[Point])] = &[
     (inter_pod_affinity::NAME, &[Point::PreFilter, Point::Filter, Point::PreScore, Point::Score]),
     (default_preemption::NAME, &[Point::PostFilter]),
     (balanced_allocation::NAME, &[Point::PreScore, Point::Score]),
+    (image_locality::NAME, &[Point::PreScore, Point::Score]),
     (default_binder::NAME, &[Point::Bind]),
 ];
 
@@ -85,6 +94,8 @@ const fn spec(name: &'static str, weight: i64) -> PluginSpec {
 
 /// The default profile in upstream's order; weights are upstream's score weights (0 = not a scorer).
 pub const DEFAULT_PLUGINS: &[PluginSpec] = &[
+    spec(scheduling_gates::NAME, 0),
+    spec(priority_sort::NAME, 0),
     spec(node_unschedulable::NAME, 0),
     spec(node_name::NAME, 0),
     spec(node_ready::NAME, 0),
@@ -96,6 +107,7 @@ pub const DEFAULT_PLUGINS: &[PluginSpec] = &[
     spec(inter_pod_affinity::NAME, 2),
     spec(default_preemption::NAME, 0),
     spec(balanced_allocation::NAME, 1),
+    spec(image_locality::NAME, 1),
     spec(default_binder::NAME, 0),
 ];
 

@@ -26,6 +26,11 @@ impl SchedulingQueue {
         Self::default()
     }
 
+    /// A queue over `state` (built with the profiles' QueueSort and PreEnqueue plugins).
+    pub fn with_state(state: QueueState) -> Self {
+        Self { state: Mutex::new(state), wake: Notify::new() }
+    }
+
     fn lock(&self) -> MutexGuard<'_, QueueState> {
         // A panic while holding the lock cannot leave the state half-updated in a way that matters more
         // than stopping the scheduler would, so keep going with the inner value.

@@ -15,7 +15,7 @@ use crate::cache::SchedulerCache;
 use crate::eligibility::{responsible_for_any, scheduler_name};
 use crate::events::PodEvents;
 use crate::explain::ExplanationStore;
-use crate::framework::{Explanation, Framework};
+use crate::framework::{CycleState, Explanation, FitError, Framework, NodeToStatus, PermitOutcome, PreEnqueuePlugin, Status, Waiter, WaitingPods};
 use crate::framework::node_info::pod_priority;
 use crate::framework::runtime::{Failure, nominated_node_of};
 use crate::metrics::{Metrics, RESULT_ERROR, RESULT_SCHEDULED, RESULT_UNSCHEDULABLE};
@@ -38,6 +38,15 @@ pub struct ProfileRuntime {
     pub events: PodEvents,
 }
 
+/// Every profile's PreEnqueue plugins, each pod checked against its own profile's (the queue is shared).
+pub struct ProfilesPreEnqueue(pub BTreeMap<String, Arc<Framework>>);
+
+impl PreEnqueuePlugin for ProfilesPreEnqueue {
+    fn pre_enqueue(&self, pod: &Pod) -> Status {
+        self.0.get(scheduler_name(pod)).map_or_else(Status::success, |f| f.run_pre_enqueue(pod))
+    }
+}
+
 /// Everything the scheduling loop needs; one loop serves every profile.
 pub struct Scheduler {
     /// Profiles by scheduler name.
@@ -51,6 +60,19 @@ pub struct Scheduler {
     pub explanations: Arc<ExplanationStore>,
     /// Whether to publish `SchedulingExplained` events.
     pub explain_events: bool,
+    /// Pods a Permit plugin holds before binding (shared with the plugins through their handle).
+    pub waiting_pods: Arc<WaitingPods>,
+}
+
+/// What the binding cycle takes over from the scheduling cycle.
+struct Binding {
+    qp: QueuedPod,
+    node: String,
+    cycle: u64,
+    start: Instant,
+    explanation: Explanation,
+    state: CycleState,
+    waiter: Option<Waiter>,
 }
 
 /// Shortens a message to fit an event note, as upstream does.
@@ -127,15 +149,33 @@ impl Scheduler {
         let snapshot = self.cache.snapshot(&self.nodes.state(), &pods);
         let nominated = Arc::new(self.cache.nominated_pods(&pods, |p| self.responsible_for(p)));
         drop(pods);
-        let (result, explanation) = profile.framework.schedule_with_nominated(&pod, &snapshot, nominated.clone());
+        let (result, explanation) = profile.framework.schedule_cycle(&pod, &snapshot, nominated.clone());
         self.explanations.record(explanation.clone());
         match result {
-            Ok(node) => {
+            Ok((node, mut state)) => {
                 tracing::debug!(pod = %key, %node, "assuming pod on node");
                 self.cache.assume(pod.clone(), &node);
+                let framework = &profile.framework;
+                let reserved = framework.run_reserve(&mut state, &pod, &node);
+                if !reserved.is_success() {
+                    self.cache.forget(&key);
+                    self.fail_after_assume(qp, cycle, &node, reserved, start);
+                    return;
+                }
+                let waiter = match framework.run_permit(&state, &pod, &node) {
+                    PermitOutcome::Allowed => None,
+                    PermitOutcome::Wait(plugins) => Some(self.waiting_pods.add(&key, &plugins)),
+                    PermitOutcome::Denied(s) => {
+                        framework.run_unreserve(&mut state, &pod, &node);
+                        self.cache.forget(&key);
+                        self.fail_after_assume(qp, cycle, &node, s, start);
+                        return;
+                    }
+                };
                 self.queue.done(&key);
                 let this = self.clone();
-                tokio::spawn(async move { this.bind(qp, node, start, explanation).await });
+                let binding = Binding { qp, node, cycle, start, explanation, state, waiter };
+                tokio::spawn(async move { this.bind(binding).await });
             }
             Err(Failure::Unschedulable(msg)) => {
                 tracing::info!(pod = %key, reason = %msg, "unable to schedule pod; no fit; waiting");
@@ -160,16 +200,49 @@ impl Scheduler {
         }
     }
 
-    async fn bind(self: Arc<Self>, qp: QueuedPod, node: String, start: Instant, explanation: Explanation) {
+    /// A Reserve, Permit or binding step turned the pod down (it waits as unschedulable, like a pod that
+    /// fits nowhere) or failed (it backs off).
+    fn fail_after_assume(self: &Arc<Self>, qp: QueuedPod, cycle: u64, node: &str, status: Status, start: Instant) {
+        if status.is_rejected() {
+            self.metrics.observe_attempt(RESULT_UNSCHEDULABLE, start.elapsed().as_secs_f64());
+            let mut node_to_status = NodeToStatus::default();
+            node_to_status.set(node, status);
+            let fit = FitError { num_all_nodes: 1, pre_filter_msg: None, node_to_status, post_filter_msg: None };
+            self.handle_failure(qp, Some(cycle), REASON_UNSCHEDULABLE, fit.message(), None);
+        } else {
+            self.metrics.observe_attempt(RESULT_ERROR, start.elapsed().as_secs_f64());
+            self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, status.message(), None);
+        }
+    }
+
+    /// The binding cycle: wait for Permit, PreBind, Bind, PostBind; any failure unreserves and forgets the
+    /// assumption so the pod is scheduled again.
+    async fn bind(self: Arc<Self>, b: Binding) {
+        let Binding { qp, node, cycle, start, explanation, mut state, waiter } = b;
         let Some(profile) = self.profile(&qp.pod) else {
             // Cannot happen (the cycle found the profile); never leave the assumption behind.
             self.cache.forget(&qp.key);
             return;
         };
-        let status = profile.framework.bind(&qp.pod, &node).await;
+        let framework = &profile.framework;
+        let mut status = match waiter {
+            Some(w) => w.wait().await,
+            None => Status::success(),
+        };
+        if status.is_success() {
+            status = framework.run_pre_bind(&state, &qp.pod, &node).await;
+        }
+        if status.is_success() {
+            status = framework.bind(&qp.pod, &node).await;
+            if !status.is_success() && !status.is_rejected() {
+                let plugin = status.plugin().unwrap_or_default();
+                status = Status::error(format!("running Bind plugin {plugin:?}: {}", status.message()));
+            }
+        }
         if status.is_success() {
             self.cache.finish_binding(&qp.key);
             self.cache.clear_nomination(&qp.key);
+            framework.run_post_bind(&state, &qp.pod, &node);
             self.metrics.observe_attempt(RESULT_SCHEDULED, start.elapsed().as_secs_f64());
             let (ns, name) = qp.key.split_once('/').unwrap_or_default();
             tracing::info!(pod = %qp.key, %node, "successfully bound pod to node");
@@ -182,13 +255,12 @@ impl Scheduler {
             profile.events.forget(&qp.key);
             return;
         }
+        framework.run_unreserve(&mut state, &qp.pod, &node);
         self.cache.forget(&qp.key);
-        self.metrics.observe_attempt(RESULT_ERROR, start.elapsed().as_secs_f64());
         // What was assumed is free again: let other waiting pods try for it.
         self.queue.move_all_to_active_or_backoff();
-        let msg = format!("running Bind plugin {:?}: {}", status.plugin().unwrap_or_default(), status.message());
-        tracing::warn!(pod = %qp.key, %node, error = %msg, "binding failed; retrying");
-        self.handle_failure(qp, None, REASON_SCHEDULER_ERROR, msg, None);
+        tracing::warn!(pod = %qp.key, %node, error = %status.message(), "binding cycle failed; retrying");
+        self.fail_after_assume(qp, cycle, &node, status, start);
     }
 
     /// Puts the pod back (unschedulable pool after a rejection, backoff after an error) unless it is gone

@@ -1,5 +1,5 @@
-//! Creates (or updates) the Node and patches its status: capacity, addresses, daemon endpoints, node info
-//! and the Ready / pressure conditions, every `--node-status-update-frequency`.
+//! Creates (or updates) the Node and patches its status: capacity, addresses, daemon endpoints, node info,
+//! images and the Ready / pressure conditions, every `--node-status-update-frequency`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -15,6 +15,7 @@ use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
+use super::images;
 use super::machine::{Capacity, SystemInfo};
 use super::{Error, Result};
 use crate::runtime::{Runtime, RuntimeVersion};
@@ -151,12 +152,29 @@ pub async fn update_status<R: Runtime>(client: &kube::Client, cfg: &NodeConfig, 
         .status
         .and_then(|s| s.conditions)
         .unwrap_or_default();
-    let status = node_status(cfg, version.as_ref(), &old, Timestamp::now());
+    let mut status = node_status(cfg, version.as_ref(), &old, Timestamp::now());
+    status.images = current_images(runtime, version.is_some()).await;
     let patch = serde_json::json!({ "status": status });
     api.patch_status(&cfg.name, &PatchParams::default(), &Patch::Strategic(patch))
         .await
         .map_err(|source| Error::Node { action: "update status of", node: cfg.name.clone(), source })?;
     Ok(())
+}
+
+/// The images to report, or `None` to leave the Node's list as it is: the field is then absent from the
+/// patch, and a runtime that fails to answer once does not make the node look empty to the scheduler.
+async fn current_images<R: Runtime>(runtime: &R, runtime_up: bool) -> Option<Vec<ContainerImage>> {
+    if !runtime_up {
+        // Already reported as the runtime being down; one warning per update is enough.
+        return None;
+    }
+    match runtime.list_images().await {
+        Ok(list) => Some(images::node_images(list)),
+        Err(e) => {
+            tracing::warn!(error = %e, "failed to list images; keeping the node's previous image list");
+            None
+        }
+    }
 }
 
 /// Patches the Node's status every `every` until `shutdown`.
@@ -223,5 +241,35 @@ mod tests {
         let up = node_status(&cfg(), Some(&v), &old, later);
         let ready = up.conditions.unwrap_or_default().into_iter().find(|c| c.type_ == "Ready").unwrap_or_default();
         assert_eq!(ready.last_transition_time.map(|t| t.0.as_second()), Some(1_700_000_000));
+    }
+
+    #[tokio::test]
+    async fn images_in_the_status() {
+        use crate::runtime::simulated::SimulatedRuntime;
+
+        let rt = SimulatedRuntime::new();
+        rt.add_image("docker.io/library/nginx:latest", 70 << 20);
+        rt.add_image("registry.k8s.io/pause:3.10", 1 << 20);
+        let names = |images: Option<Vec<ContainerImage>>| {
+            images.map(|list| list.into_iter().flat_map(|i| i.names.unwrap_or_default()).collect::<Vec<_>>())
+        };
+        let cases: [(&str, bool, Option<&str>, Option<Vec<&str>>); 3] = [
+            ("listed, largest first", true, None, Some(vec!["docker.io/library/nginx:latest", "registry.k8s.io/pause:3.10"])),
+            ("listing fails: left out", true, Some("unavailable"), None),
+            ("runtime down: left out", false, None, None),
+        ];
+        for (name, up, failure, want) in cases {
+            rt.fail_list_images(failure);
+            let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(names(current_images(&rt, up).await), want, "case {name}");
+        }
+    }
+
+    #[test]
+    fn images_left_out_are_absent_from_the_patch() {
+        // An absent field keeps the server's list under a strategic merge patch; `[]` would clear it.
+        let status = node_status(&cfg(), None, &[], Timestamp::UNIX_EPOCH);
+        let patch = serde_json::json!({ "status": status });
+        assert_eq!(patch["status"].get("images"), None);
     }
 }

@@ -10,8 +10,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use super::labels;
 use super::{
-    ContainerConfig, ContainerInfo, ContainerState, Error, ExecOutput, PodSandboxConfig, RelistEntry, Result, Runtime,
-    RuntimeVersion, SandboxInfo, SandboxState, Streams,
+    ContainerConfig, ContainerInfo, ContainerState, Error, ExecOutput, ImageInfo, PodSandboxConfig, RelistEntry, Result,
+    Runtime, RuntimeVersion, SandboxInfo, SandboxState, Streams,
 };
 
 /// A CRI client over one unix socket. Cloning shares the connection.
@@ -156,6 +156,17 @@ impl Runtime for CriRuntime {
         let request = cri::PullImageRequest { image: Some(image_spec(image)), auth: None, sandbox_config: Some(sandbox.clone()) };
         let response = self.images.clone().pull_image(request).await.map_err(call_error("pull image"))?;
         Ok(response.into_inner().image_ref)
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let request = cri::ListImagesRequest { filter: None };
+        let response = self.images.clone().list_images(request).await.map_err(call_error("list images"))?;
+        Ok(response
+            .into_inner()
+            .images
+            .into_iter()
+            .map(|i| ImageInfo { id: i.id, repo_tags: i.repo_tags, repo_digests: i.repo_digests, size_bytes: i.size })
+            .collect())
     }
 
     async fn create_container(&self, sandbox_id: &str, config: &ContainerConfig, sandbox: &PodSandboxConfig) -> Result<String> {

@@ -1,13 +1,13 @@
 //! An in-memory [`Runtime`]: sandboxes and containers are records, images are names, processes never run.
 //! Tests script it (failing pulls, containers that exit on start) and read back the calls it received.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::labels;
 use super::{
-    ContainerConfig, ContainerInfo, ContainerState, Error, ExecOutput, PodSandboxConfig, RelistEntry, Result, Runtime,
-    RuntimeVersion, SandboxInfo, SandboxState, Streams,
+    ContainerConfig, ContainerInfo, ContainerState, Error, ExecOutput, ImageInfo, PodSandboxConfig, RelistEntry, Result,
+    Runtime, RuntimeVersion, SandboxInfo, SandboxState, Streams,
 };
 
 #[derive(Default)]
@@ -16,8 +16,10 @@ struct State {
     next_ip: u8,
     sandboxes: HashMap<String, SandboxInfo>,
     containers: HashMap<String, ContainerInfo>,
-    images: HashSet<String>,
+    /// Present images by name, with their size in bytes.
+    images: HashMap<String, u64>,
     pull_failures: HashMap<String, String>,
+    list_images_failure: Option<String>,
     exit_on_start: HashMap<String, i32>,
     exec_results: HashMap<String, ExecOutput>,
     calls: Vec<String>,
@@ -41,6 +43,16 @@ impl SimulatedRuntime {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread poisons the lock; the data is still usable for the others.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `image` present with this size, as if pulled earlier (pulls made by the agent have size 0).
+    pub fn add_image(&self, image: &str, size_bytes: u64) {
+        self.lock().images.insert(image.to_string(), size_bytes);
+    }
+
+    /// Makes image listing fail with `message` (`None`: succeed again).
+    pub fn fail_list_images(&self, message: Option<&str>) {
+        self.lock().list_images_failure = message.map(str::to_string);
     }
 
     /// Makes pulls of `image` fail with `message`.
@@ -149,7 +161,7 @@ impl Runtime for SimulatedRuntime {
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<String>> {
-        Ok(self.lock().images.contains(image).then(|| format!("sha256:{image}")))
+        Ok(self.lock().images.contains_key(image).then(|| format!("sha256:{image}")))
     }
 
     async fn pull_image(&self, image: &str, _sandbox: &PodSandboxConfig) -> Result<String> {
@@ -157,8 +169,27 @@ impl Runtime for SimulatedRuntime {
         if let Some(message) = state.pull_failures.get(image) {
             return Err(Error::Call { operation: "pull image", message: message.clone() });
         }
-        state.images.insert(image.to_string());
+        state.images.entry(image.to_string()).or_insert(0);
         Ok(format!("sha256:{image}"))
+    }
+
+    async fn list_images(&self) -> Result<Vec<ImageInfo>> {
+        let state = self.lock();
+        if let Some(message) = &state.list_images_failure {
+            return Err(Error::Call { operation: "list images", message: message.clone() });
+        }
+        let mut out: Vec<ImageInfo> = state
+            .images
+            .iter()
+            .map(|(name, size)| ImageInfo {
+                id: format!("sha256:{name}"),
+                repo_tags: vec![name.clone()],
+                repo_digests: Vec::new(),
+                size_bytes: *size,
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 
     async fn create_container(&self, sandbox_id: &str, config: &ContainerConfig, _sandbox: &PodSandboxConfig) -> Result<String> {

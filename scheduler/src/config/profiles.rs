@@ -34,6 +34,11 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The profile's QueueSort plugin (resolution makes sure it has exactly one).
+    pub fn queue_sort(&self) -> Option<&ResolvedPlugin> {
+        self.plugins.iter().find(|p| p.points.contains(Point::QueueSort))
+    }
+
     /// Upstream's default profile under `scheduler_name`.
     pub fn default_named(scheduler_name: &str) -> Self {
         let plugins = DEFAULT_PLUGINS
@@ -82,28 +87,26 @@ pub fn resolve(index: usize, cfg: &ProfileConfig, global_percentage: Option<u32>
     let path = format!("{base}.plugins");
     apply_multi_point(&mut profile.plugins, &plugins.multi_point, &format!("{path}.multiPoint"), &mut errs);
     let points = [
+        (&plugins.pre_enqueue, Point::PreEnqueue),
+        (&plugins.queue_sort, Point::QueueSort),
         (&plugins.pre_filter, Point::PreFilter),
         (&plugins.filter, Point::Filter),
         (&plugins.post_filter, Point::PostFilter),
         (&plugins.pre_score, Point::PreScore),
         (&plugins.score, Point::Score),
+        (&plugins.reserve, Point::Reserve),
+        (&plugins.permit, Point::Permit),
+        (&plugins.pre_bind, Point::PreBind),
         (&plugins.bind, Point::Bind),
+        (&plugins.post_bind, Point::PostBind),
     ];
     for (set, point) in points {
         apply_point(&mut profile.plugins, set, point, &format!("{path}.{}", point.field()), &mut errs);
     }
-    let unsupported = [
-        (&plugins.pre_enqueue, "preEnqueue"),
-        (&plugins.queue_sort, "queueSort"),
-        (&plugins.reserve, "reserve"),
-        (&plugins.permit, "permit"),
-        (&plugins.pre_bind, "preBind"),
-        (&plugins.post_bind, "postBind"),
-    ];
-    for (set, field) in unsupported {
-        for (i, p) in set.enabled.iter().enumerate() {
-            errs.push(format!("{path}.{field}.enabled[{i}].name: plugin {:?} cannot be enabled: rudder has no {field} plugins", p.name));
-        }
+    match profile.plugins.iter().filter(|p| p.points.contains(Point::QueueSort)).count() {
+        1 => {}
+        0 => errs.push(format!("{path}.queueSort: invalid value: no queue sort plugin is enabled")),
+        _ => errs.push(format!("{path}.queueSort: invalid value: only one queue sort plugin can be enabled")),
     }
     if !profile.plugins.iter().any(|p| p.points.contains(Point::Bind)) {
         errs.push(format!("{path}.bind: invalid value: at least one bind plugin is needed"));

@@ -33,10 +33,10 @@ fn resolves() {
         ),
         (
             "multiPoint star disables everything, then re-enable a few",
-            "- plugins:\n    multiPoint:\n      disabled:\n      - name: '*'\n      enabled:\n      - name: NodeName\n      - name: DefaultBinder\n",
+            "- plugins:\n    multiPoint:\n      disabled:\n      - name: '*'\n      enabled:\n      - name: PrioritySort\n      - name: NodeName\n      - name: DefaultBinder\n",
             |p| {
                 p.plugins.iter().filter(|e| !e.points.is_empty()).map(|e| e.name).collect::<Vec<_>>()
-                    == ["NodeName", "DefaultBinder"]
+                    == ["PrioritySort", "NodeName", "DefaultBinder"]
             },
         ),
         (
@@ -88,9 +88,14 @@ fn rejects() {
         ),
         ("no binder left", "- plugins:\n    bind:\n      disabled:\n      - name: '*'\n", "profiles[0].plugins.bind: invalid value"),
         (
-            "unsupported extension point",
-            "- plugins:\n    queueSort:\n      enabled:\n      - name: PrioritySort\n",
-            "profiles[0].plugins.queueSort.enabled[0].name: plugin \"PrioritySort\" cannot be enabled",
+            "no queue sort left",
+            "- plugins:\n    queueSort:\n      disabled:\n      - name: '*'\n",
+            "profiles[0].plugins.queueSort: invalid value: no queue sort plugin is enabled",
+        ),
+        (
+            "a plugin at a point it lacks",
+            "- plugins:\n    reserve:\n      enabled:\n      - name: PrioritySort\n",
+            "profiles[0].plugins.reserve.enabled[0].name: plugin \"PrioritySort\" does not implement the reserve extension point",
         ),
         (
             "bad args",

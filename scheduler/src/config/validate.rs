@@ -61,6 +61,16 @@ pub fn validate(cfg: &KubeSchedulerConfiguration) -> Result<Vec<Profile>, Vec<St
             Err(e) => errs.extend(e),
         }
     }
+    // Every profile shares one queue, so they must agree on its order (as upstream).
+    let sort_of = |p: &Profile| p.queue_sort().map(|q| (q.name, q.args.clone()));
+    if let Some(first) = resolved.first().map(sort_of) {
+        for (i, p) in resolved.iter().enumerate().skip(1) {
+            if sort_of(p) != first {
+                let name = p.queue_sort().map(|q| q.name).unwrap_or_default();
+                errs.push(format!("profiles[{i}].plugins.queueSort: invalid value {name:?}: queueSort must be the same for all profiles"));
+            }
+        }
+    }
     if errs.is_empty() { Ok(resolved) } else { Err(errs) }
 }
 

@@ -51,6 +51,11 @@ fn rejects() {
         ("other lock kind", format!("{HEADER}leaderElection:\n  resourceLock: endpoints\n"), "leaderElection.resourceLock"),
         ("extenders", format!("{HEADER}extenders:\n- urlPrefix: http://x\n"), "extenders: unsupported"),
         ("top-level typo", format!("{HEADER}profile: []\n"), "unknown field `profile`"),
+        (
+            "a profile without a queue order",
+            format!("{HEADER}profiles:\n- schedulerName: a\n- schedulerName: b\n  plugins:\n    queueSort:\n      disabled:\n      - name: '*'\n"),
+            "profiles[1].plugins.queueSort: invalid value: no queue sort plugin is enabled",
+        ),
     ];
     for (name, yaml, want) in cases {
         match run(&yaml) {

@@ -2,6 +2,8 @@
 //! the `as_*` accessors of [`Plugin`], so the framework can build each extension point's list from the
 //! enabled plugins.
 
+use std::time::{Duration, Instant};
+
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Pod;
 
@@ -21,6 +23,12 @@ pub struct NodeScore {
 pub trait Plugin: Send + Sync {
     fn name(&self) -> &'static str;
 
+    fn as_pre_enqueue(&self) -> Option<&dyn PreEnqueuePlugin> {
+        None
+    }
+    fn as_queue_sort(&self) -> Option<&dyn QueueSortPlugin> {
+        None
+    }
     fn as_pre_filter(&self) -> Option<&dyn PreFilterPlugin> {
         None
     }
@@ -36,9 +44,40 @@ pub trait Plugin: Send + Sync {
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         None
     }
+    fn as_reserve(&self) -> Option<&dyn ReservePlugin> {
+        None
+    }
+    fn as_permit(&self) -> Option<&dyn PermitPlugin> {
+        None
+    }
+    fn as_pre_bind(&self) -> Option<&dyn PreBindPlugin> {
+        None
+    }
     fn as_bind(&self) -> Option<&dyn BindPlugin> {
         None
     }
+    fn as_post_bind(&self) -> Option<&dyn PostBindPlugin> {
+        None
+    }
+}
+
+/// Decides whether a pod may enter the active queue at all (upstream: scheduling gates). A pod turned
+/// down waits, untried, until an update to it lets every PreEnqueue plugin pass.
+pub trait PreEnqueuePlugin: Send + Sync {
+    fn pre_enqueue(&self, pod: &Pod) -> Status;
+}
+
+/// A pod as the queue orders it: the object and when it entered the active queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueuedPodInfo<'a> {
+    pub pod: &'a Pod,
+    pub timestamp: Instant,
+}
+
+/// Orders the active queue: `less(a, b)` means `a` is scheduled before `b`. One per scheduler, since
+/// every profile shares the queue.
+pub trait QueueSortPlugin: Send + Sync {
+    fn less(&self, a: &QueuedPodInfo<'_>, b: &QueuedPodInfo<'_>) -> bool;
 }
 
 /// Runs once per cycle before filtering: precomputes state, or rejects the pod outright (for every
@@ -102,6 +141,30 @@ pub trait ScorePlugin: Send + Sync {
 /// Rescales one plugin's scores across all feasible nodes.
 pub trait NormalizeScorePlugin: Send + Sync {
     fn normalize_score(&self, state: &CycleState, pod: &Pod, scores: &mut [NodeScore]) -> Status;
+}
+
+/// Claims what the pod will use on its node once it is assumed there (volumes, devices), before the
+/// binding cycle starts. `unreserve` undoes it when any later step fails; it must be idempotent, since
+/// it also runs for plugins whose `reserve` never ran or failed.
+pub trait ReservePlugin: Send + Sync {
+    fn reserve(&self, state: &mut CycleState, pod: &Pod, node_name: &str) -> Status;
+    fn unreserve(&self, state: &mut CycleState, pod: &Pod, node_name: &str);
+}
+
+/// The last say before binding: allow, reject, or `Wait` (with how long at most) until the plugin, or
+/// whoever holds the [`WaitingPods`](super::WaitingPods), allows or rejects the pod.
+pub trait PermitPlugin: Send + Sync {
+    fn permit(&self, state: &CycleState, pod: &Pod, node_name: &str) -> (Status, Duration);
+}
+
+/// Prepares the node or the API for the pod (for example provisions a volume) before it is bound.
+pub trait PreBindPlugin: Send + Sync {
+    fn pre_bind<'a>(&'a self, state: &'a CycleState, pod: &'a Pod, node_name: &'a str) -> BoxFuture<'a, Status>;
+}
+
+/// Told that the pod was bound; informational, it cannot fail the binding.
+pub trait PostBindPlugin: Send + Sync {
+    fn post_bind(&self, state: &CycleState, pod: &Pod, node_name: &str);
 }
 
 /// Commits the decision to the API. `Skip` passes the pod to the next Bind plugin.

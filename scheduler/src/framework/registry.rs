@@ -29,6 +29,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Handle {
     /// The API client; `None` in unit tests that never reach the API.
     pub client: Option<kube::Client>,
+    /// Pods Permit plugins hold back, so a plugin may allow or reject pods other than the current one.
+    pub waiting_pods: Arc<super::WaitingPods>,
 }
 
 /// Builds one plugin instance.

@@ -89,6 +89,18 @@ impl Framework {
         snapshot: &Snapshot,
         nominated: Arc<NominatedPods>,
     ) -> (Result<String, Failure>, Explanation) {
+        let (result, ex) = self.schedule_cycle(pod, snapshot, nominated);
+        (result.map(|(node, _)| node), ex)
+    }
+
+    /// Like [`Framework::schedule_with_nominated`], also handing back the cycle's state for the Reserve,
+    /// Permit and binding plugins.
+    pub fn schedule_cycle(
+        &self,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        nominated: Arc<NominatedPods>,
+    ) -> (Result<(String, CycleState), Failure>, Explanation) {
         let mut ex = Explanation {
             pod: pod_key(pod),
             profile: self.profile.clone(),
@@ -110,7 +122,7 @@ impl Framework {
         };
         self.next_start.store((search.start + ex.evaluated_nodes) % snapshot.len().max(1), Ordering::Relaxed);
         match &result {
-            Ok(node) => ex.selected_node = Some(node.clone()),
+            Ok((node, _)) => ex.selected_node = Some(node.clone()),
             Err(Failure::Unschedulable(m) | Failure::Error(m)) => ex.failure = Some(m.clone()),
         }
         ex.sort_candidates();
@@ -165,7 +177,7 @@ impl Cycle<'_> {
         nominated: Arc<NominatedPods>,
         search: Search,
         ex: &mut Explanation,
-    ) -> Result<String, Failure> {
+    ) -> Result<(String, CycleState), Failure> {
         if snapshot.is_empty() {
             return Err(Failure::Unschedulable(NO_NODES_AVAILABLE.to_string()));
         }
@@ -203,7 +215,7 @@ impl Cycle<'_> {
             ex.evaluated_nodes += 1;
             if self.run_filters(&state, pod, node).is_success() {
                 ex.feasible_nodes = 1;
-                return Ok(node.name().to_string());
+                return Ok((node.name().to_string(), state));
             }
         }
 
@@ -239,10 +251,11 @@ impl Cycle<'_> {
             return Err(self.post_filter(&state, pod, snapshot, fit, ex));
         }
         if let [only] = feasible.as_slice() {
-            return Ok(only.name().to_string());
+            return Ok((only.name().to_string(), state));
         }
         let totals = self.score(&mut state, pod, &feasible, ex)?;
-        select_host(&totals, &mut rand::rng()).ok_or_else(|| Failure::Error("no node left after scoring".into()))
+        let node = select_host(&totals, &mut rand::rng()).ok_or_else(|| Failure::Error("no node left after scoring".into()))?;
+        Ok((node, state))
     }
 
     /// Runs the PostFilter plugins and turns the diagnosis into the final message.

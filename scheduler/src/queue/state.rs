@@ -1,7 +1,8 @@
 //! The scheduling queue's bookkeeping, free of clocks and locks so it can be tested step by step: an
-//! active queue (highest priority, then oldest, first), a backoff queue (pods waiting out 1 s doubling to
+//! active queue (in the QueueSort plugin's order; PrioritySort: highest priority, then oldest, first), a
+//! backoff queue (pods waiting out 1 s doubling to
 //! 10 s after a failed attempt), an unschedulable pool (pods waiting for a cluster change) and the gated
-//! pods (non-empty `schedulingGates`).
+//! pods (those a PreEnqueue plugin holds back; SchedulingGates: non-empty `schedulingGates`).
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -10,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::framework::node_info::{pod_key, pod_priority};
-use crate::framework::pod_overrides;
+use crate::framework::node_info::pod_key;
+use crate::framework::{PreEnqueuePlugin, QueueSortPlugin, QueuedPodInfo, pod_overrides};
+use crate::plugins::{priority_sort::PrioritySort, scheduling_gates::SchedulingGates};
 
 /// Upstream's `podInitialBackoffDuration`.
 pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
@@ -51,19 +53,48 @@ pub struct Lengths {
     pub gated: usize,
 }
 
-/// An active pod's place in line: highest priority, then longest waiting, first. Entries are never
-/// removed from the heap; one whose `seq` is no longer its pod's current one is skipped when popped.
-#[derive(Debug, PartialEq, Eq)]
+/// An active pod's place in line, as the QueueSort plugin orders it (equal pods first come, first
+/// served). Entries are never removed from the heap; one whose `seq` is no longer its pod's current one
+/// is skipped when popped.
 struct InLine {
-    priority: i32,
+    pod: Arc<Pod>,
     since: Instant,
     seq: u64,
     key: String,
+    sort: Arc<dyn QueueSortPlugin>,
 }
 
+impl InLine {
+    fn info(&self) -> QueuedPodInfo<'_> {
+        QueuedPodInfo { pod: &self.pod, timestamp: self.since }
+    }
+}
+
+impl std::fmt::Debug for InLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InLine").field("key", &self.key).field("seq", &self.seq).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for InLine {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for InLine {}
+
 impl Ord for InLine {
+    /// Greater pops first (the heap is a max-heap).
     fn cmp(&self, other: &Self) -> Ordering {
-        self.priority.cmp(&other.priority).then_with(|| other.since.cmp(&self.since)).then_with(|| other.seq.cmp(&self.seq))
+        let (a, b) = (self.info(), other.info());
+        if self.sort.less(&a, &b) {
+            Ordering::Greater
+        } else if self.sort.less(&b, &a) {
+            Ordering::Less
+        } else {
+            other.seq.cmp(&self.seq)
+        }
     }
 }
 
@@ -74,8 +105,11 @@ impl PartialOrd for InLine {
 }
 
 /// The queue's whole state.
-#[derive(Debug)]
 pub struct QueueState {
+    /// Orders the active pods (the profiles' common QueueSort plugin).
+    sort: Arc<dyn QueueSortPlugin>,
+    /// Keeps pods out of the active queue (every profile's PreEnqueue plugins, by the pod's profile).
+    pre_enqueue: Arc<dyn PreEnqueuePlugin>,
     pods: BTreeMap<String, (QueuedPod, Where)>,
     /// The active pods in line (a heap, so a pop does not scan every pending pod).
     line: BinaryHeap<InLine>,
@@ -97,10 +131,6 @@ impl Default for QueueState {
     fn default() -> Self {
         Self::new(DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF)
     }
-}
-
-fn is_gated(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.scheduling_gates.as_ref()).is_some_and(|g| !g.is_empty())
 }
 
 /// Whether an update could change a scheduling decision (spec or labels), as opposed to status churn.
@@ -126,8 +156,20 @@ fn backoff_for(initial: Duration, max: Duration, attempts: u32) -> Duration {
 }
 
 impl QueueState {
+    /// A queue in the default profile's order, holding back pods with scheduling gates.
     pub fn new(initial_backoff: Duration, max_backoff: Duration) -> Self {
+        Self::with_plugins(initial_backoff, max_backoff, Arc::new(PrioritySort), Arc::new(SchedulingGates))
+    }
+
+    pub fn with_plugins(
+        initial_backoff: Duration,
+        max_backoff: Duration,
+        sort: Arc<dyn QueueSortPlugin>,
+        pre_enqueue: Arc<dyn PreEnqueuePlugin>,
+    ) -> Self {
         Self {
+            sort,
+            pre_enqueue,
             pods: BTreeMap::new(),
             line: BinaryHeap::new(),
             active: HashMap::new(),
@@ -160,7 +202,7 @@ impl QueueState {
         if self.in_flight.contains(&key) {
             return; // The scheduler re-reads the pod from the store when the attempt ends.
         }
-        let gated = is_gated(&pod);
+        let gated = !self.pre_enqueue.pre_enqueue(&pod).is_success();
         let (initial, max) = (self.initial_backoff, self.max_backoff);
         let Some((qp, place)) = self.pods.get_mut(&key) else {
             let qp = QueuedPod { pod, key: key.clone(), attempts: 0, timestamp: now, last_failure: None };
@@ -201,7 +243,13 @@ impl QueueState {
             return;
         }
         self.next_seq += 1;
-        self.line.push(InLine { priority: pod_priority(&qp.pod), since: qp.timestamp, seq: self.next_seq, key: key.to_string() });
+        self.line.push(InLine {
+            pod: qp.pod.clone(),
+            since: qp.timestamp,
+            seq: self.next_seq,
+            key: key.to_string(),
+            sort: self.sort.clone(),
+        });
         self.active.insert(key.to_string(), self.next_seq);
     }
 

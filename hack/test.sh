@@ -44,6 +44,9 @@ cargo test --release --workspace --exclude rudder-e2e --lib --bins --tests 2>&1 
 # The benchmarks' pure helpers (the benchmarks themselves are not tests: hack/bench.sh).
 cargo test --release -p rudder-e2e --test bench_unit --test bench_proxy_unit 2>&1 | tee -a "$results"
 export KUBECONFIG="$RUDDER_HOME/admin.kubeconfig"
+# Upstream's test images (agnhost for the gRPC probe test, and the conformance focus below) into the
+# local registry before any test pulls them; a fresh clone has none yet.
+hack/conformance.sh --images
 cargo test --release -p rudder-e2e --test e2e -- --test-threads="${E2E_THREADS:-4}" 2>&1 | tee -a "$results"
 # A small, stable focus of the upstream conformance suite (hack/conformance.sh --ci), so regressions show.
 hack/conformance.sh --ci

@@ -85,7 +85,27 @@ async fn quota_tracks_usage_and_refuses_a_pod_above_it() -> anyhow::Result<()> {
     ns.api::<ConfigMap>().delete("settings", &DeleteParams::default()).await?;
     ns.api::<Pod>().delete("first", &DeleteParams::default().grace_period(0)).await?;
     wait_used(&ns, "compute", &[("pods", "0"), ("configmaps", "1"), ("requests.cpu", "0")]).await?;
-    ns.api::<Pod>().create(&PostParams::default(), &pod("second", "300m")?).await?;
+    create_once_admitted(&ns, &pod("second", "300m")?).await?;
     wait_used(&ns, "compute", &[("pods", "1"), ("requests.cpu", "300m")]).await?;
     Ok(())
+}
+
+/// Creates `pod`, retrying while quota admission refuses it. The apiserver's admission reads quotas
+/// from its own informer, which may still hold the usage from before the recalculation the test just
+/// saw with a GET. A refusal is only retried while the stored status says there is room, so a
+/// controller that wrote the old usage back still fails the test.
+async fn create_once_admitted(ns: &TestNamespace, pod: &Pod) -> anyhow::Result<Pod> {
+    let deadline = tokio::time::Instant::now() + QUOTA_TIMEOUT;
+    loop {
+        let status = match ns.api::<Pod>().create(&PostParams::default(), pod).await {
+            Ok(created) => return Ok(created),
+            Err(kube::Error::Api(status)) if status.code == 403 && status.message.contains("exceeded quota") => status,
+            Err(e) => return Err(e.into()),
+        };
+        let used = ns.api::<ResourceQuota>().get("compute").await?.status.and_then(|s| s.used).unwrap_or_default();
+        let cpu = used.get("requests.cpu").and_then(|q| normalise(&q.0));
+        anyhow::ensure!(cpu == Some(0), "the stored usage went back to {used:?}: {}", status.message);
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "admission still refuses after {QUOTA_TIMEOUT:?}: {}", status.message);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

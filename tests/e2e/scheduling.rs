@@ -109,3 +109,28 @@ async fn plugin_annotation_is_honoured_and_a_bad_one_is_reported() -> anyhow::Re
     assert_eq!(fit.map(|s| s["weight"].clone()), Some(serde_json::json!(5)), "{explanation}");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_gated_pod_waits_untried_until_its_gates_are_removed() -> anyhow::Result<()> {
+    let (_cluster, ns) = setup("gates").await?;
+    let mut gated = pod("gated", None)?;
+    if let Some(spec) = gated.spec.as_mut() {
+        spec.scheduling_gates = Some(vec![k8s_openapi::api::core::v1::PodSchedulingGate { name: "example.com/hold".into() }]);
+    }
+    ns.api::<Pod>().create(&PostParams::default(), &gated).await?;
+    // The SchedulingGates PreEnqueue plugin keeps it out of the queue: no attempt, so no event, no node,
+    // and the apiserver's SchedulingGated condition stays.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let now = ns.api::<Pod>().get("gated").await?;
+    assert_eq!(now.spec.as_ref().and_then(|s| s.node_name.as_deref()), None, "a gated pod is not bound");
+    let scheduled = now.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled").cloned());
+    assert_eq!(scheduled.and_then(|c| c.reason).as_deref(), Some("SchedulingGated"));
+    let lp = ListParams::default().fields("involvedObject.name=gated");
+    let attempts = ns.api::<Event>().list(&lp).await?.items.into_iter().filter(|e| e.reason.as_deref() == Some("FailedScheduling")).count();
+    assert_eq!(attempts, 0, "the scheduler never tried the gated pod");
+
+    ns.kubectl(&["patch", "pod", "gated", "--type=json", "-p", r#"[{"op":"remove","path":"/spec/schedulingGates"}]"#]).await?;
+    let running = wait_running_pods(&ns, "app=gated", 1).await?;
+    assert!(running[0].spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some(), "bound once the gate is gone");
+    Ok(())
+}

@@ -1,6 +1,7 @@
 //! A PodDisruptionBudget over a Deployment: the disruption controller reports how many pods may be
 //! disrupted, and the apiserver's eviction API lets exactly that many go until replacements are ready.
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{EvictParams, PostParams};
@@ -30,10 +31,29 @@ fn condition(budget: &PodDisruptionBudget) -> Option<(String, String)> {
     conditions.iter().find(|c| c.type_ == "DisruptionAllowed").map(|c| (c.status.clone(), c.reason.clone()))
 }
 
+/// Three nginx replicas that turn ready only five seconds after starting, so that a replacement for
+/// an evicted pod cannot become ready — and free the budget again — before the test's next eviction.
+fn slow_to_ready_web() -> anyhow::Result<Deployment> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "web" },
+        "spec": {
+            "replicas": 3,
+            "selector": { "matchLabels": { "app": "web" } },
+            "template": {
+                "metadata": { "labels": { "app": "web" } },
+                "spec": { "containers": [{
+                    "name": "nginx", "image": "nginx",
+                    "readinessProbe": { "tcpSocket": { "port": 80 }, "initialDelaySeconds": 5, "periodSeconds": 1 }
+                }] }
+            }
+        }
+    }))?)
+}
+
 #[tokio::test]
 async fn budget_allows_one_eviction_until_the_replacement_is_ready() -> anyhow::Result<()> {
     let (_cluster, ns) = setup("pdb").await?;
-    ns.kubectl(&["create", "deployment", "web", "--image=nginx", "--replicas=3"]).await?;
+    ns.api::<Deployment>().create(&PostParams::default(), &slow_to_ready_web()?).await?;
     wait_deployment_ready(&ns, "web", 3).await?;
     let budget: PodDisruptionBudget = serde_json::from_value(serde_json::json!({
         "metadata": { "name": "web" },

@@ -23,12 +23,16 @@ impl Cluster {
         let kubectl = std::env::var_os("KUBECTL")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(&cache).join("kubectl-layer/kubectl/kubectl"));
-        let config = kube::Config::from_custom_kubeconfig(
+        let mut config = kube::Config::from_custom_kubeconfig(
             kube::config::Kubeconfig::read_from(&kubeconfig)
                 .with_context(|| format!("reading {} (is the local cluster up?)", kubeconfig.display()))?,
             &kube::config::KubeConfigOptions::default(),
         )
         .await?;
+        // Tests must see the apiserver's answers as they are: kube-rs otherwise retries every 429, so a
+        // refused eviction would quietly succeed once the budget allows it (client-go, kubectl's
+        // library, does not retry a 429 without Retry-After).
+        config.default_retry = false;
         let client = kube::Client::try_from(config)?;
         Ok(Self { client, kubeconfig, kubectl })
     }

@@ -7,6 +7,7 @@ pub mod profiles;
 pub mod validate;
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -52,15 +53,17 @@ pub struct KubeSchedulerConfiguration {
     /// Not supported: a non-empty list is an error.
     #[serde(default)]
     pub extenders: Vec<serde_json::Value>,
+    /// The backoff after a pod's first failed attempt (default 1); it doubles with each further one.
+    #[serde(default)]
+    pub pod_initial_backoff_seconds: Option<i64>,
+    /// The cap on that backoff (default 10).
+    #[serde(default)]
+    pub pod_max_backoff_seconds: Option<i64>,
     // Accepted for compatibility and ignored: rudder takes these from its flags or does not have them.
     #[serde(default)]
     pub client_connection: Option<serde_json::Value>,
     #[serde(default)]
     pub parallelism: Option<i64>,
-    #[serde(default)]
-    pub pod_initial_backoff_seconds: Option<i64>,
-    #[serde(default)]
-    pub pod_max_backoff_seconds: Option<i64>,
     #[serde(default)]
     pub enable_profiling: Option<bool>,
     #[serde(default)]
@@ -68,6 +71,25 @@ pub struct KubeSchedulerConfiguration {
     #[serde(default)]
     pub delay_cache_until_active: Option<bool>,
 }
+
+impl KubeSchedulerConfiguration {
+    /// `(podInitialBackoffSeconds, podMaxBackoffSeconds)` with upstream's defaults filled in.
+    pub fn pod_backoff_seconds(&self) -> (i64, i64) {
+        (self.pod_initial_backoff_seconds.unwrap_or(DEFAULT_POD_INITIAL_BACKOFF_SECONDS), self.pod_max_backoff_seconds.unwrap_or(DEFAULT_POD_MAX_BACKOFF_SECONDS))
+    }
+
+    /// The queue's backoff after a failed attempt, initial and cap (validated: positive, initial ≤ cap).
+    pub fn pod_backoff(&self) -> (Duration, Duration) {
+        let (initial, max) = self.pod_backoff_seconds();
+        let secs = |s: i64| Duration::from_secs(u64::try_from(s).unwrap_or(0));
+        (secs(initial), secs(max))
+    }
+}
+
+/// Upstream's default `podInitialBackoffSeconds`.
+pub const DEFAULT_POD_INITIAL_BACKOFF_SECONDS: i64 = 1;
+/// Upstream's default `podMaxBackoffSeconds`.
+pub const DEFAULT_POD_MAX_BACKOFF_SECONDS: i64 = 10;
 
 /// `leaderElection`: what it sets replaces the corresponding `--leader-elect*` flags.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -81,6 +81,8 @@ struct Flags {
 /// Everything start-up validated.
 struct Settings {
     profiles: Vec<Profile>,
+    /// The queue's backoff after a failed attempt: initial, cap.
+    pod_backoff: (Duration, Duration),
     lease: Option<leader_election::Config>,
     explain_address: Option<SocketAddr>,
 }
@@ -92,17 +94,18 @@ fn positive_duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
 }
 
 fn settings(flags: &Flags) -> anyhow::Result<Settings> {
-    let (profiles, le) = match &flags.config {
+    let (profiles, le, pod_backoff) = match &flags.config {
         Some(path) => {
             let (cfg, profiles) = config::load(path)?;
-            (profiles, cfg.leader_election)
+            let backoff = cfg.pod_backoff();
+            (profiles, cfg.leader_election, backoff)
         }
         None => {
             let name = &flags.scheduler_name;
             if !is_dns_subdomain(name) {
                 bail!("--scheduler-name {name:?} is invalid: it must be a non-empty lowercase DNS subdomain");
             }
-            (vec![Profile::default_named(name)], None)
+            (vec![Profile::default_named(name)], None, (DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF))
         }
     };
     // The configuration's leaderElection block wins over the flags for the fields it sets.
@@ -127,7 +130,7 @@ fn settings(flags: &Flags) -> anyhow::Result<Settings> {
         "" => None,
         a => Some(a.parse().with_context(|| format!("--explain-bind-address {a:?} is invalid: it must be host:port"))?),
     };
-    Ok(Settings { profiles, lease, explain_address })
+    Ok(Settings { profiles, pod_backoff, lease, explain_address })
 }
 
 #[tokio::main]
@@ -168,9 +171,10 @@ async fn main() -> anyhow::Result<()> {
     let frameworks: BTreeMap<String, Arc<Framework>> = profiles.iter().map(|(n, p)| (n.clone(), p.framework.clone())).collect();
     // Validation made every profile's QueueSort plugin the same; the first one orders the shared queue.
     let sort = frameworks.values().next().and_then(|f| f.queue_sort()).context("no profile has a QueueSort plugin")?;
+    let (initial_backoff, max_backoff) = settings.pod_backoff;
     let queue = Arc::new(SchedulingQueue::with_state(QueueState::with_plugins(
-        DEFAULT_INITIAL_BACKOFF,
-        DEFAULT_MAX_BACKOFF,
+        initial_backoff,
+        max_backoff,
         Arc::new(sort),
         Arc::new(ProfilesPreEnqueue(frameworks)),
     )));

@@ -42,6 +42,13 @@ pub fn validate(cfg: &KubeSchedulerConfiguration) -> Result<Vec<Profile>, Vec<St
     if let Some(le) = &cfg.leader_election {
         validate_leader_election(le, &mut errs);
     }
+    let (initial_backoff, max_backoff) = cfg.pod_backoff_seconds();
+    if initial_backoff <= 0 {
+        errs.push(format!("podInitialBackoffSeconds: invalid value {initial_backoff}: must be greater than 0"));
+    }
+    if max_backoff < initial_backoff {
+        errs.push(format!("podMaxBackoffSeconds: invalid value {max_backoff}: must be greater than or equal to podInitialBackoffSeconds ({initial_backoff})"));
+    }
     let mut resolved = Vec::new();
     let mut names = BTreeMap::new();
     if cfg.profiles.is_empty() {

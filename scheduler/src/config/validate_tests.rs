@@ -50,6 +50,12 @@ fn rejects() {
         ("bad duration", format!("{HEADER}leaderElection:\n  retryPeriod: soon\n"), "leaderElection.retryPeriod: invalid value \"soon\""),
         ("other lock kind", format!("{HEADER}leaderElection:\n  resourceLock: endpoints\n"), "leaderElection.resourceLock"),
         ("extenders", format!("{HEADER}extenders:\n- urlPrefix: http://x\n"), "extenders: unsupported"),
+        ("zero initial backoff", format!("{HEADER}podInitialBackoffSeconds: 0\n"), "podInitialBackoffSeconds: invalid value 0: must be greater than 0"),
+        (
+            "initial backoff above the default cap",
+            format!("{HEADER}podInitialBackoffSeconds: 20\n"),
+            "podMaxBackoffSeconds: invalid value 10: must be greater than or equal to podInitialBackoffSeconds (20)",
+        ),
         ("top-level typo", format!("{HEADER}profile: []\n"), "unknown field `profile`"),
         (
             "a profile without a queue order",
@@ -62,6 +68,21 @@ fn rejects() {
             Ok(p) => panic!("case {name}: accepted {p:?}"),
             Err(errs) => assert!(errs.iter().any(|e| e.contains(want)), "case {name}: {errs:?}"),
         }
+    }
+}
+
+#[test]
+fn pod_backoff_defaults_and_overrides() {
+    let secs = std::time::Duration::from_secs;
+    let cases = [
+        ("defaults", HEADER.to_string(), (secs(1), secs(10))),
+        ("both set", format!("{HEADER}podInitialBackoffSeconds: 2\npodMaxBackoffSeconds: 30\n"), (secs(2), secs(30))),
+        ("cap only", format!("{HEADER}podMaxBackoffSeconds: 1\n"), (secs(1), secs(1))),
+    ];
+    for (name, yaml, want) in cases {
+        let cfg = decode(&yaml, "test").unwrap_or_else(|e| panic!("case {name}: {e}"));
+        assert!(validate(&cfg).is_ok(), "case {name}");
+        assert_eq!(cfg.pod_backoff(), want, "case {name}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The scheduling queue's bookkeeping, free of clocks and locks so it can be tested step by step: an
 //! active queue (in the QueueSort plugin's order; PrioritySort: highest priority, then oldest, first), a
-//! backoff queue (pods waiting out 1 s doubling to
-//! 10 s after a failed attempt), an unschedulable pool (pods waiting for a cluster change) and the gated
+//! backoff queue (pods waiting out a backoff after a failed attempt: by default 1 s, doubling up to
+//! 10 s), an unschedulable pool (pods waiting for a cluster change) and the gated
 //! pods (those a PreEnqueue plugin holds back; SchedulingGates: non-empty `schedulingGates`).
 
 use std::cmp::Ordering;
@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 
+use crate::config;
 use crate::framework::node_info::pod_key;
 use crate::framework::{PreEnqueuePlugin, QueueSortPlugin, QueuedPodInfo, pod_overrides};
 use crate::plugins::{priority_sort::PrioritySort, scheduling_gates::SchedulingGates};
 
-/// Upstream's `podInitialBackoffDuration`.
-pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-/// Upstream's `podMaxBackoffDuration`.
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Upstream's default `podInitialBackoffDuration`.
+pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(config::DEFAULT_POD_INITIAL_BACKOFF_SECONDS.unsigned_abs());
+/// Upstream's default `podMaxBackoffDuration`.
+pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(config::DEFAULT_POD_MAX_BACKOFF_SECONDS.unsigned_abs());
 /// Upstream's `podMaxInUnschedulablePodsDuration`: retry even without a cluster event after this long.
 pub const MAX_IN_UNSCHEDULABLE: Duration = Duration::from_secs(5 * 60);
 

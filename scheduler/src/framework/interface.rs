@@ -123,9 +123,10 @@ pub trait PostFilterPlugin: Send + Sync {
     ) -> PostFilterResult;
 }
 
-/// Runs once before scoring with the feasible nodes. `Skip` means this plugin's Score is not needed.
+/// Runs once before scoring with the feasible nodes, and the whole cluster's `snapshot` (upstream's plugins
+/// reach it through the handle's snapshot lister). `Skip` means this plugin's Score is not needed.
 pub trait PreScorePlugin: Send + Sync {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo]) -> Status;
+    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], snapshot: &Snapshot) -> Status;
 }
 
 /// Ranks one feasible node. Scores are brought to `0..=MAX_NODE_SCORE` by [`NormalizeScorePlugin`] when

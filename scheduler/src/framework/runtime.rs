@@ -253,7 +253,7 @@ impl Cycle<'_> {
         if let [only] = feasible.as_slice() {
             return Ok((only.name().to_string(), state));
         }
-        let totals = self.score(&mut state, pod, &feasible, ex)?;
+        let totals = self.score(&mut state, pod, &feasible, snapshot, ex)?;
         let node = select_host(&totals, &mut rand::rng()).ok_or_else(|| Failure::Error("no node left after scoring".into()))?;
         Ok((node, state))
     }
@@ -282,11 +282,11 @@ impl Cycle<'_> {
     }
 
     /// Scores the feasible nodes: each plugin's scores normalized, checked, weighted and summed.
-    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], ex: &mut Explanation) -> Result<Vec<NodeScore>, Failure> {
+    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], snapshot: &Snapshot, ex: &mut Explanation) -> Result<Vec<NodeScore>, Failure> {
         let mut skip = BTreeSet::new();
         for e in self.at(Point::PreScore) {
             let Some(ps) = e.plugin.as_pre_score() else { continue };
-            let s = ps.pre_score(state, pod, nodes);
+            let s = ps.pre_score(state, pod, nodes, snapshot);
             if s.is_skip() {
                 skip.insert(e.name());
             } else if !s.is_success() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::registry::{Handle, Result};
-use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status};
+use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Snapshot, Status};
 use crate::resources::{self, Resource};
 
 pub const NAME: &str = "NodeResourcesBalancedAllocation";
@@ -32,7 +32,7 @@ impl Plugin for BalancedAllocation {
 
 impl PreScorePlugin for BalancedAllocation {
     /// Best-effort pods (no cpu or memory requests) change no balance: skip scoring for them.
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _: &[&NodeInfo]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _: &[&NodeInfo], _: &Snapshot) -> Status {
         let req = resources::pod_requests(pod);
         if req.milli_cpu == 0 && req.memory == 0 {
             return Status::skip();
@@ -86,7 +86,7 @@ mod tests {
     fn score() {
         let p = pod_with_requests("p", &[("cpu", "1"), ("memory", "1Gi")]);
         let mut state = CycleState::new();
-        assert!(BalancedAllocation.pre_score(&mut state, &p, &[]).is_success());
+        assert!(BalancedAllocation.pre_score(&mut state, &p, &[], &Snapshot::new(vec![])).is_success());
         let cases = [
             ("balanced", node_info(node("n", "4", "4Gi"), vec![]), 100),
             // cpu 3/4 = 0.75, memory 1/4 = 0.25 → std 0.25 → 75.
@@ -101,6 +101,6 @@ mod tests {
 
     #[test]
     fn best_effort_pods_skip() {
-        assert!(BalancedAllocation.pre_score(&mut CycleState::new(), &pod("p"), &[]).is_skip());
+        assert!(BalancedAllocation.pre_score(&mut CycleState::new(), &pod("p"), &[], &Snapshot::new(vec![])).is_skip());
     }
 }

@@ -1,9 +1,7 @@
 //! ImageLocality: prefers nodes that already hold the pod's images (from `node.status.images`), so its
 //! containers start without a pull. Each image counts with its size scaled by the share of nodes that hold
 //! it, so one node holding a big image does not draw every pod to itself (upstream's "node heating").
-//!
-//! Upstream takes that share over every node of the snapshot. PreScore is handed only the nodes being
-//! scored, so here the share is over those: the nodes that passed the filters in this cycle.
+//! The share is over every node of the cluster's snapshot, not only the nodes that passed the filters.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -11,7 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use crate::framework::registry::{Handle, Result};
-use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Status};
+use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Snapshot, Status};
 
 pub const NAME: &str = "ImageLocality";
 const PRE_SCORE_STATE_KEY: &str = "PreScoreImageLocality";
@@ -46,26 +44,27 @@ impl Plugin for ImageLocality {
     }
 }
 
-/// The pod's images and how many of the scored nodes hold each: the spread needs all the nodes at once.
+/// The pod's images and how many of the cluster's nodes hold each: the spread needs all the nodes at once.
 struct PreScoreState {
     images: PodImages,
-    /// For each of `images.distinct`, the number of scored nodes holding it.
+    /// For each of `images.distinct`, the number of nodes holding it.
     holders: Vec<usize>,
     total: usize,
 }
 
 impl PreScoreState {
-    fn new(pod: &Pod, nodes: &[&Node]) -> Self {
+    fn new<'a>(pod: &Pod, cluster: impl ExactSizeIterator<Item = &'a Node>) -> Self {
         let images = PodImages::of(pod);
         let mut holders = vec![0_usize; images.distinct.len()];
         let mut sizes = Vec::new();
-        for node in nodes {
+        let total = cluster.len();
+        for node in cluster {
             images.sizes_on(node, &mut sizes);
             for (h, size) in holders.iter_mut().zip(&sizes) {
                 *h += usize::from(size.is_some());
             }
         }
-        Self { images, holders, total: nodes.len() }
+        Self { images, holders, total }
     }
 
     fn score(&self, node: &Node) -> i64 {
@@ -83,9 +82,8 @@ impl PreScoreState {
 }
 
 impl PreScorePlugin for ImageLocality {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo]) -> Status {
-        let nodes: Vec<&Node> = nodes.iter().map(|n| n.node()).collect();
-        state.write(PRE_SCORE_STATE_KEY, PreScoreState::new(pod, &nodes));
+    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _: &[&NodeInfo], snapshot: &Snapshot) -> Status {
+        state.write(PRE_SCORE_STATE_KEY, PreScoreState::new(pod, snapshot.nodes().iter().map(NodeInfo::node)));
         Status::success()
     }
 }
@@ -97,7 +95,7 @@ impl ScorePlugin for ImageLocality {
         }
         // A profile can turn PreScore off for this plugin; with no other node known, this one is the
         // whole cluster and its images count at full size.
-        Ok(PreScoreState::new(pod, &[node.node()]).score(node.node()))
+        Ok(PreScoreState::new(pod, std::iter::once(node.node())).score(node.node()))
     }
 }
 
@@ -255,13 +253,28 @@ mod tests {
         p
     }
 
-    /// Runs PreScore over all `nodes`, then Score on each.
+    /// Runs PreScore with all `nodes` feasible, then Score on each.
     fn scores(p: &Pod, nodes: Vec<Node>) -> Vec<i64> {
-        let infos: Vec<NodeInfo> = nodes.into_iter().map(|n| node_info(n, vec![])).collect();
-        let refs: Vec<&NodeInfo> = infos.iter().collect();
+        let count = nodes.len();
+        scores_of_first(p, nodes, count)
+    }
+
+    /// Runs PreScore in a cluster of `nodes` of which only the first `feasible` passed the filters, then
+    /// Score on those.
+    fn scores_of_first(p: &Pod, nodes: Vec<Node>, feasible: usize) -> Vec<i64> {
+        let snapshot = Snapshot::new(nodes.into_iter().map(|n| node_info(n, vec![])).collect());
+        let refs: Vec<&NodeInfo> = snapshot.nodes().iter().take(feasible).collect();
         let mut state = CycleState::new();
-        assert!(ImageLocality.pre_score(&mut state, p, &refs).is_success());
-        infos.iter().map(|n| ImageLocality.score(&state, p, n).unwrap_or(-1)).collect()
+        assert!(ImageLocality.pre_score(&mut state, p, &refs, &snapshot).is_success());
+        refs.iter().map(|n| ImageLocality.score(&state, p, n).unwrap_or(-1)).collect()
+    }
+
+    #[test]
+    fn the_share_counts_nodes_that_did_not_pass_the_filters() {
+        // Only a is feasible, but b holds the image too: 300 MB × 2/3 = 200 MB → 100 × 177 / 977 = 18
+        // (over the feasible node alone it would be 300 MB → 28).
+        let nodes = vec![node_with("a", &[(NGINX, 300)]), node_with("b", &[(NGINX, 300)]), node_with("c", &[])];
+        assert_eq!(scores_of_first(&pod_with(&["nginx"], &[]), nodes, 1), vec![18]);
     }
 
     const NGINX: &[&str] = &["docker.io/library/nginx:latest"];

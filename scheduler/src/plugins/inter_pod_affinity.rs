@@ -170,7 +170,7 @@ fn preferred_scores(pod: &Pod, mine: &PodTerms, snapshot: &Snapshot) -> HashMap<
 
 impl PreScorePlugin for InterPodAffinity {
     /// Skips unless PreFilter found preferred terms that matter for this pod.
-    fn pre_score(&self, state: &mut CycleState, _: &Pod, _: &[&NodeInfo]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, _: &Pod, _: &[&NodeInfo], _: &Snapshot) -> Status {
         match state.read::<HashMap<Domain, i64>>(PRE_SCORE_STATE_KEY) {
             Some(scores) if !scores.is_empty() => Status::success(),
             _ => Status::skip(),

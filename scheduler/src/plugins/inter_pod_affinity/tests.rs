@@ -130,12 +130,12 @@ fn preferred_affinity_scores_the_domain_with_matching_pods() {
     let mut state = CycleState::new();
     let _ = InterPodAffinity.pre_filter(&mut state, &p, &snapshot);
     let nodes: Vec<&NodeInfo> = snapshot.nodes().iter().collect();
-    assert!(InterPodAffinity.pre_score(&mut state, &p, &nodes).is_success());
+    assert!(InterPodAffinity.pre_score(&mut state, &p, &nodes, &snapshot).is_success());
     let mut scores: Vec<NodeScore> = nodes
         .iter()
         .map(|n| NodeScore { name: n.name().into(), score: InterPodAffinity.score(&state, &p, n).unwrap_or(-1) })
         .collect();
     assert!(InterPodAffinity.normalize_score(&state, &p, &mut scores).is_success());
     assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), vec![0, 100]);
-    assert!(InterPodAffinity.pre_score(&mut CycleState::new(), &p, &nodes).is_skip(), "no PreFilter state: skip");
+    assert!(InterPodAffinity.pre_score(&mut CycleState::new(), &p, &nodes, &snapshot).is_skip(), "no PreFilter state: skip");
 }

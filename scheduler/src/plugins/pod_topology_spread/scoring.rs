@@ -57,7 +57,7 @@ impl PodTopologySpread {
 }
 
 impl PreScorePlugin for PodTopologySpread {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo]) -> Status {
+    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], _: &Snapshot) -> Status {
         let (constraints, require_all_keys) = match self.scoring_constraints(pod) {
             Ok(c) => c,
             Err(e) => return Status::error(e),

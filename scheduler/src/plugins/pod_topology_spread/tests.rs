@@ -13,7 +13,7 @@ mod filter_cases;
 fn scores(p: &Pod, nodes: &[NodeInfo]) -> Vec<i64> {
     let mut state = CycleState::new();
     let refs: Vec<&NodeInfo> = nodes.iter().collect();
-    assert!(PodTopologySpread::default().pre_score(&mut state, p, &refs).is_success());
+    assert!(PodTopologySpread::default().pre_score(&mut state, p, &refs, &Snapshot::new(nodes.to_vec())).is_success());
     let mut out: Vec<NodeScore> = nodes
         .iter()
         .map(|n| NodeScore { name: n.name().into(), score: PodTopologySpread::default().score(&state, p, n).unwrap_or(-1) })
@@ -106,7 +106,7 @@ fn own_scores(p: &Pod, all: &Snapshot, feasible: &[&str]) -> (Vec<i64>, Vec<i64>
     let mut state = CycleState::new();
     let _ = plugin.pre_filter(&mut state, p, all);
     let nodes: Vec<&NodeInfo> = feasible.iter().filter_map(|n| all.get(n)).collect();
-    assert!(plugin.pre_score(&mut state, p, &nodes).is_success(), "pre-score runs");
+    assert!(plugin.pre_score(&mut state, p, &nodes, all).is_success(), "pre-score runs");
     let mut out: Vec<NodeScore> =
         nodes.iter().map(|n| NodeScore { name: n.name().into(), score: plugin.score(&state, p, n).unwrap_or(-1) }).collect();
     let raw = out.iter().map(|s| s.score).collect();
@@ -137,7 +137,7 @@ fn all_equal_scores_max() {
 #[test]
 fn skips_unowned_pods() {
     let ni = node_info(node("a", "4", "4Gi"), vec![]);
-    assert!(PodTopologySpread::default().pre_score(&mut CycleState::new(), &pod("lonely"), &[&ni]).is_skip());
+    assert!(PodTopologySpread::default().pre_score(&mut CycleState::new(), &pod("lonely"), &[&ni], &Snapshot::new(vec![ni.clone()])).is_skip());
 }
 
 #[test]
@@ -176,5 +176,5 @@ fn own_constraints_replace_the_system_defaults() {
     // and leaves nothing to score.
     let p = with_constraints(owned_by(app("p", "web"), "rs1"), vec![zone_tsc(1, "web")]);
     let ni = node_info(zone_node("n1", Some("a")), vec![]);
-    assert!(PodTopologySpread::default().pre_score(&mut CycleState::new(), &p, &[&ni]).is_skip());
+    assert!(PodTopologySpread::default().pre_score(&mut CycleState::new(), &p, &[&ni], &Snapshot::new(vec![ni.clone()])).is_skip());
 }

@@ -19,8 +19,9 @@ pub enum Error {
         kind: &'static str,
         namespace: String,
         name: String,
+        // Boxed: kube's error is large and this one travels inside every volume error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -43,7 +44,7 @@ fn get_error(kind: &'static str, namespace: &str, name: &str) -> impl FnOnce(kub
     let (namespace, name) = (namespace.to_string(), name.to_string());
     move |source| match &source {
         kube::Error::Api(s) if s.code == 404 => Error::NotFound { kind, name },
-        _ => Error::Api { kind, namespace, name, source },
+        _ => Error::Api { kind, namespace, name, source: Box::new(source) },
     }
 }
 

@@ -67,11 +67,14 @@ pub struct Prepared {
 }
 
 /// Sets up and removes pod volumes.
+/// A projected token's place: (pod uid, volume, path).
+type TokenKey = (String, String, String);
+
 pub struct Volumes {
     root: PathBuf,
     objects: Objects,
     /// Tokens already issued, by (pod uid, volume, path): reused until 80% of their life has passed.
-    tokens: Mutex<HashMap<(String, String, String), (Token, Timestamp)>>,
+    tokens: Mutex<HashMap<TokenKey, (Token, Timestamp)>>,
 }
 
 fn plugin_dir(volume: &Volume) -> Option<&'static str> {

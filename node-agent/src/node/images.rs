@@ -55,9 +55,12 @@ mod tests {
             .collect()
     }
 
+    /// (case, images the runtime lists, (first name, size) reported).
+    type Case = (&'static str, Vec<ImageInfo>, Vec<(&'static str, i64)>);
+
     #[test]
     fn sorts_and_skips() {
-        let cases: Vec<(&str, Vec<ImageInfo>, Vec<(&str, i64)>)> = vec![
+        let cases: Vec<Case> = vec![
             ("no images", vec![], vec![]),
             (
                 "largest first",

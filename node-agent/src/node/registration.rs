@@ -253,7 +253,9 @@ mod tests {
         let names = |images: Option<Vec<ContainerImage>>| {
             images.map(|list| list.into_iter().flat_map(|i| i.names.unwrap_or_default()).collect::<Vec<_>>())
         };
-        let cases: [(&str, bool, Option<&str>, Option<Vec<&str>>); 3] = [
+        // (case, runtime up, image listing failure, names reported)
+        type Case = (&'static str, bool, Option<&'static str>, Option<Vec<&'static str>>);
+        let cases: [Case; 3] = [
             ("listed, largest first", true, None, Some(vec!["docker.io/library/nginx:latest", "registry.k8s.io/pause:3.10"])),
             ("listing fails: left out", true, Some("unavailable"), None),
             ("runtime down: left out", false, None, None),

@@ -129,21 +129,21 @@ impl Builder<'_> {
         let restart_after = latest.and_then(|l| nanos_to_timestamp(l.finished_at));
         let ran_for = latest.map_or(0, |l| l.finished_at.saturating_sub(l.started_at));
         let reset_backoff = ran_long(ran_for);
-        if let Some(finished) = restart_after.filter(|_| !reset_backoff) {
-            if let Some((until, delay)) = self.input.crash_backoff.in_backoff_since(&container.name, finished, self.input.now) {
-                let meta = &pod.metadata;
-                let message = format!(
-                    "back-off {} restarting failed container={} pod={}_{}({})",
-                    backoff::format_delay(delay),
-                    container.name,
-                    meta.name.as_deref().unwrap_or_default(),
-                    meta.namespace.as_deref().unwrap_or_default(),
-                    meta.uid.as_deref().unwrap_or_default(),
-                );
-                self.plan.waiting.insert(container.name.clone(), Waiting { reason: "CrashLoopBackOff".into(), message });
-                self.wait_until(until);
-                return false;
-            }
+        if let Some(finished) = restart_after.filter(|_| !reset_backoff)
+            && let Some((until, delay)) = self.input.crash_backoff.in_backoff_since(&container.name, finished, self.input.now)
+        {
+            let meta = &pod.metadata;
+            let message = format!(
+                "back-off {} restarting failed container={} pod={}_{}({})",
+                backoff::format_delay(delay),
+                container.name,
+                meta.name.as_deref().unwrap_or_default(),
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.uid.as_deref().unwrap_or_default(),
+            );
+            self.plan.waiting.insert(container.name.clone(), Waiting { reason: "CrashLoopBackOff".into(), message });
+            self.wait_until(until);
+            return false;
         }
         let attempt = latest.map_or(0, |l| l.attempt + 1);
         self.plan.start.push(Start { name: container.name.clone(), init, attempt, restart_after, reset_backoff });

@@ -190,11 +190,11 @@ impl<R: Runtime> Worker<R> {
         if pod.spec.as_ref().and_then(|s| s.enable_service_links) != Some(false) {
             out.extend(self.ctx.objects.services(&self.namespace).await.unwrap_or_default());
         }
-        if self.namespace != "default" || out.is_empty() {
-            if let Ok(list) = self.ctx.objects.services("default").await {
-                out.retain(|s| s.metadata.name.as_deref() != Some("kubernetes"));
-                out.extend(list.into_iter().filter(|s| s.metadata.name.as_deref() == Some("kubernetes")));
-            }
+        if (self.namespace != "default" || out.is_empty())
+            && let Ok(list) = self.ctx.objects.services("default").await
+        {
+            out.retain(|s| s.metadata.name.as_deref() != Some("kubernetes"));
+            out.extend(list.into_iter().filter(|s| s.metadata.name.as_deref() == Some("kubernetes")));
         }
         out
     }

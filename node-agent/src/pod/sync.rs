@@ -46,11 +46,11 @@ impl<R: Runtime> PodSync<R> {
     /// Wakes the pod's worker, starting one if the pod is in the store and has none.
     fn dispatch(&mut self, pod: &Arc<Pod>) {
         let Some(uid) = pod.metadata.uid.clone() else { return };
-        if let Some(h) = self.workers.get(&uid) {
-            if !h.task.is_finished() {
-                h.wake.notify_one();
-                return;
-            }
+        if let Some(h) = self.workers.get(&uid)
+            && !h.task.is_finished()
+        {
+            h.wake.notify_one();
+            return;
         }
         let m = &pod.metadata;
         if self.ctx.pod(m.namespace.as_deref().unwrap_or_default(), m.name.as_deref().unwrap_or_default(), &uid).is_none() {

@@ -5,13 +5,15 @@
 //! under a burst (a scheduler binding hundreds of pods) opens a TLS connection per request in flight.
 //! Nothing here upgrades connections (exec/attach/port-forward), which HTTP/2 could not carry.
 
-use std::path::Path;
 
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::ConfigExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tower::ServiceBuilder;
+
+use crate::CommonFlags;
+use crate::rate_limit::RateLimit;
 
 /// Failures building an API client.
 #[derive(Debug, thiserror::Error)]
@@ -29,11 +31,14 @@ pub enum Error {
     /// The configuration was found but a client could not be built from it.
     #[error("failed to build API client: {0}")]
     Build(#[source] kube::Error),
+    /// `--kube-api-qps` / `--kube-api-burst` cannot be used.
+    #[error(transparent)]
+    RateLimit(#[from] crate::rate_limit::Invalid),
 }
 
 /// A client over an HTTP/2-capable connector, with kube's own layers (base URI, extra headers such as
 /// the user agent, authentication).
-fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
+fn http2_client(config: kube::Config, limit: RateLimit) -> Result<kube::Client, kube::Error> {
     let tls = config.rustls_client_config()?;
     let mut http = HttpConnector::new();
     http.enforce_http(false);
@@ -48,6 +53,7 @@ fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
         .http2_keep_alive_while_idle(true)
         .build(https);
     let service = ServiceBuilder::new()
+        .option_layer(limit.layer())
         .layer(config.base_uri_layer())
         .layer(config.extra_headers_layer()?)
         .option_layer(config.auth_layer()?)
@@ -56,8 +62,11 @@ fn http2_client(config: kube::Config) -> Result<kube::Client, kube::Error> {
     Ok(kube::Client::new(service, config.default_namespace))
 }
 
-/// Builds a client from an explicit kubeconfig path, or infers one (in-cluster first).
-pub async fn build(kubeconfig: Option<&Path>, user_agent: &str) -> Result<kube::Client, Error> {
+/// Builds a client for a component from its common flags: the kubeconfig (or inferred configuration,
+/// in-cluster first) and the client-side rate limit.
+pub async fn build(flags: &CommonFlags, user_agent: &str) -> Result<kube::Client, Error> {
+    let limit = flags.rate_limit()?;
+    let kubeconfig = flags.kubeconfig.as_deref();
     let mut config = match kubeconfig {
         Some(path) => {
             let kc = Kubeconfig::read_from(path).map_err(|source| Error::ReadKubeconfig {
@@ -73,5 +82,5 @@ pub async fn build(kubeconfig: Option<&Path>, user_agent: &str) -> Result<kube::
     if let Ok(agent) = user_agent.parse() {
         config.headers.push((http::header::USER_AGENT, agent));
     }
-    http2_client(config).map_err(Error::Build)
+    http2_client(config, limit).map_err(Error::Build)
 }

@@ -8,6 +8,7 @@ pub mod health;
 pub mod leader_election;
 pub mod logging;
 pub mod quantity;
+pub mod rate_limit;
 pub mod shutdown;
 
 pub use flags::CommonFlags;

@@ -137,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
     };
     tracing::info!(controllers = ?enabled, "starting");
 
-    let client = component_base::client::build(flags.common.kubeconfig.as_deref(), "rudder-controllers").await?;
+    let client = component_base::client::build(&flags.common, "rudder-controllers").await?;
     let readiness = component_base::Readiness::default();
     let mut registry = prometheus_client::registry::Registry::default();
     let leader_status = metrics::register(&mut registry, &flags.leader_election.leader_elect_resource_name);

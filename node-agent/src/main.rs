@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let health_task = tokio::spawn(health.serve(shutdown.clone().cancelled_owned()));
 
-    let client = component_base::client::build(cli.common.kubeconfig.as_deref(), &format!("rudder-node-agent/{}", cfg.node_name)).await?;
+    let client = component_base::client::build(&cli.common, &format!("rudder-node-agent/{}", cfg.node_name)).await?;
     let runtime = Arc::new(CriRuntime::new(cfg.runtime_socket.clone())?);
     let runtime_name = match runtime.version().await {
         Ok(v) => {

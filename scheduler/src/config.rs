@@ -59,9 +59,10 @@ pub struct KubeSchedulerConfiguration {
     /// The cap on that backoff (default 10).
     #[serde(default)]
     pub pod_max_backoff_seconds: Option<i64>,
-    // Accepted for compatibility and ignored: rudder takes these from its flags or does not have them.
+    /// What it sets replaces `--kubeconfig`, `--kube-api-qps` and `--kube-api-burst`.
     #[serde(default)]
-    pub client_connection: Option<serde_json::Value>,
+    pub client_connection: Option<ClientConnectionConfiguration>,
+    // Accepted for compatibility and ignored: rudder does not have these.
     #[serde(default)]
     pub parallelism: Option<i64>,
     #[serde(default)]
@@ -90,6 +91,45 @@ impl KubeSchedulerConfiguration {
 pub const DEFAULT_POD_INITIAL_BACKOFF_SECONDS: i64 = 1;
 /// Upstream's default `podMaxBackoffSeconds`.
 pub const DEFAULT_POD_MAX_BACKOFF_SECONDS: i64 = 10;
+
+/// `clientConnection`. Unlike upstream, an absent `qps`/`burst` is not defaulted to 50/100: the flags'
+/// values (no limit unless given) stand, so a configuration file alone does not throttle rudder.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClientConnectionConfiguration {
+    #[serde(default)]
+    pub kubeconfig: Option<String>,
+    /// Requests per second; negative means no limit (client-go's convention), 0 means not set.
+    #[serde(default)]
+    pub qps: Option<f64>,
+    #[serde(default)]
+    pub burst: Option<i64>,
+    /// Accepted and ignored: rudder always speaks JSON.
+    #[serde(default)]
+    pub accept_content_types: Option<String>,
+    /// Accepted and ignored: rudder always speaks JSON.
+    #[serde(default)]
+    pub content_type: Option<String>,
+}
+
+impl ClientConnectionConfiguration {
+    /// The client flags with what this block sets applied over them (validated beforehand).
+    pub fn apply(&self, flags: &component_base::CommonFlags) -> component_base::CommonFlags {
+        let mut out = flags.clone();
+        if let Some(path) = self.kubeconfig.as_deref().filter(|p| !p.is_empty()) {
+            out.kubeconfig = Some(path.into());
+        }
+        match self.qps {
+            Some(qps) if qps < 0.0 => out.kube_api_qps = 0.0,
+            Some(qps) if qps > 0.0 => out.kube_api_qps = qps,
+            _ => {}
+        }
+        if let Some(burst) = self.burst.and_then(|b| u32::try_from(b).ok()).filter(|b| *b > 0) {
+            out.kube_api_burst = burst;
+        }
+        out
+    }
+}
 
 /// `leaderElection`: what it sets replaces the corresponding `--leader-elect*` flags.
 #[derive(Debug, Clone, Default, Deserialize)]

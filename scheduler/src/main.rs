@@ -85,6 +85,8 @@ struct Settings {
     pod_backoff: (Duration, Duration),
     lease: Option<leader_election::Config>,
     explain_address: Option<SocketAddr>,
+    /// The flags with the configuration's `clientConnection` applied.
+    client: component_base::CommonFlags,
 }
 
 fn positive_duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
@@ -94,18 +96,19 @@ fn positive_duration(flag: &str, value: &str) -> anyhow::Result<Duration> {
 }
 
 fn settings(flags: &Flags) -> anyhow::Result<Settings> {
-    let (profiles, le, pod_backoff) = match &flags.config {
+    let (profiles, le, pod_backoff, client) = match &flags.config {
         Some(path) => {
             let (cfg, profiles) = config::load(path)?;
             let backoff = cfg.pod_backoff();
-            (profiles, cfg.leader_election, backoff)
+            let client = cfg.client_connection.unwrap_or_default().apply(&flags.common);
+            (profiles, cfg.leader_election, backoff, client)
         }
         None => {
             let name = &flags.scheduler_name;
             if !is_dns_subdomain(name) {
                 bail!("--scheduler-name {name:?} is invalid: it must be a non-empty lowercase DNS subdomain");
             }
-            (vec![Profile::default_named(name)], None, (DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF))
+            (vec![Profile::default_named(name)], None, (DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF), flags.common.clone())
         }
     };
     // The configuration's leaderElection block wins over the flags for the fields it sets.
@@ -130,7 +133,7 @@ fn settings(flags: &Flags) -> anyhow::Result<Settings> {
         "" => None,
         a => Some(a.parse().with_context(|| format!("--explain-bind-address {a:?} is invalid: it must be host:port"))?),
     };
-    Ok(Settings { profiles, pod_backoff, lease, explain_address })
+    Ok(Settings { profiles, pod_backoff, lease, explain_address, client })
 }
 
 #[tokio::main]
@@ -141,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
     let names: Vec<String> = settings.profiles.iter().map(|p| p.scheduler_name.clone()).collect();
     let first = names.first().cloned().unwrap_or_else(|| DEFAULT_SCHEDULER_NAME.into());
 
-    let client = component_base::client::build(flags.common.kubeconfig.as_deref(), "rudder-scheduler").await?;
+    let client = component_base::client::build(&settings.client, "rudder-scheduler").await?;
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Metrics::register(&mut registry, &first);
     let readiness = Readiness::default();

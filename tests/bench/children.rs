@@ -62,6 +62,9 @@ impl Launcher {
                 &self.rudder_bin,
                 vec![
                     format!("--kubeconfig={kubeconfig}"),
+                    // The same client-side limit as kube-scheduler's clientConnection below.
+                    "--kube-api-qps=5000".into(),
+                    "--kube-api-burst=5000".into(),
                     "--leader-elect=false".into(),
                     format!("--health-bind-address=127.0.0.1:{}", free_port()?),
                     format!("--explain-bind-address=127.0.0.1:{}", free_port()?),

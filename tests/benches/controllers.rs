@@ -72,7 +72,7 @@ struct Args {
     /// Requests in flight for the raw-ceiling creates and the Ready status patches.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
-    /// kube-controller-manager's --kube-api-qps and --kube-api-burst.
+    /// --kube-api-qps and --kube-api-burst of both rudder-controllers and kube-controller-manager.
     #[arg(long, default_value_t = 5000)]
     kube_api_qps: u32,
     #[command(flatten)]
@@ -175,8 +175,7 @@ fn header(args: &Args, replicas: usize, started: jiff::Timestamp) -> String {
     format!(
         "rudder controllers benchmark, {started:.0}{quick}\n\
          machine: {cpus} cpus, load average at start {load}\n\
-         replicas: {replicas}; controllers: {controllers}; kube-controller-manager --kube-api-qps/--kube-api-burst {qps}; \
-         rudder-controllers has no client-side rate limit\n\
+         replicas: {replicas}; controllers: {controllers}; both managers --kube-api-qps/--kube-api-burst {qps}\n\
          (b) no kubelets run: the benchmark marks every pod Ready (status patch, {conc} in flight) once (a) is \
          done, waits until the Deployment is available, then times the rollout with the marker still on\n\
          pods/s: pods created (a, b) or deleted (c) per second; % of raw ceiling: against the benchmark's own \

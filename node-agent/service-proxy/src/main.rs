@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::new(&flags.node_name, flags.node_ip, &flags.cluster_cidr, &flags.nodeport_addresses)?;
     tracing::info!(node = %config.node_name, ?config.cluster_cidr, nodeport_addresses = ?config.nodeport_addresses, "starting");
 
-    let client = component_base::client::build(flags.common.kubeconfig.as_deref(), "rudder-service-proxy").await?;
+    let client = component_base::client::build(&flags.common, "rudder-service-proxy").await?;
     let mut registry = Registry::with_prefix("rudder");
     let metrics = Metrics::register(&mut registry);
     let readiness = component_base::Readiness::default();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{API_VERSION, KIND, KubeSchedulerConfiguration, LeaderElectionConfiguration, Profile, duration, profiles};
+use super::{API_VERSION, ClientConnectionConfiguration, KIND, KubeSchedulerConfiguration, LeaderElectionConfiguration, Profile, duration, profiles};
 use crate::eligibility::DEFAULT_SCHEDULER_NAME;
 
 /// Whether `name` is a lowercase DNS subdomain (what `spec.schedulerName` must be).
@@ -42,6 +42,9 @@ pub fn validate(cfg: &KubeSchedulerConfiguration) -> Result<Vec<Profile>, Vec<St
     if let Some(le) = &cfg.leader_election {
         validate_leader_election(le, &mut errs);
     }
+    if let Some(cc) = &cfg.client_connection {
+        validate_client_connection(cc, &mut errs);
+    }
     let (initial_backoff, max_backoff) = cfg.pod_backoff_seconds();
     if initial_backoff <= 0 {
         errs.push(format!("podInitialBackoffSeconds: invalid value {initial_backoff}: must be greater than 0"));
@@ -79,6 +82,18 @@ pub fn validate(cfg: &KubeSchedulerConfiguration) -> Result<Vec<Profile>, Vec<St
         }
     }
     if errs.is_empty() { Ok(resolved) } else { Err(errs) }
+}
+
+fn validate_client_connection(cc: &ClientConnectionConfiguration, errs: &mut Vec<String>) {
+    if let Some(qps) = cc.qps.filter(|q| !q.is_finite()) {
+        errs.push(format!("clientConnection.qps: invalid value {qps}: must be a finite number"));
+    }
+    let burst = cc.burst.unwrap_or(0);
+    if u32::try_from(burst).is_err() {
+        errs.push(format!("clientConnection.burst: invalid value {burst}: must be between 0 and {}", u32::MAX));
+    } else if burst == 0 && cc.qps.is_some_and(|q| q > 0.0) {
+        errs.push("clientConnection.burst: required: must be at least 1 when clientConnection.qps is positive".to_string());
+    }
 }
 
 fn validate_leader_election(le: &LeaderElectionConfiguration, errs: &mut Vec<String>) {

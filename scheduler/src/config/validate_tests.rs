@@ -56,6 +56,9 @@ fn rejects() {
             format!("{HEADER}podInitialBackoffSeconds: 20\n"),
             "podMaxBackoffSeconds: invalid value 10: must be greater than or equal to podInitialBackoffSeconds (20)",
         ),
+        ("qps without burst", format!("{HEADER}clientConnection:\n  qps: 50\n"), "clientConnection.burst: required"),
+        ("negative burst", format!("{HEADER}clientConnection:\n  qps: 50\n  burst: -1\n"), "clientConnection.burst: invalid value -1"),
+        ("client connection typo", format!("{HEADER}clientConnection:\n  qpss: 50\n"), "unknown field `qpss`"),
         ("top-level typo", format!("{HEADER}profile: []\n"), "unknown field `profile`"),
         (
             "a profile without a queue order",
@@ -83,6 +86,31 @@ fn pod_backoff_defaults_and_overrides() {
         let cfg = decode(&yaml, "test").unwrap_or_else(|e| panic!("case {name}: {e}"));
         assert!(validate(&cfg).is_ok(), "case {name}");
         assert_eq!(cfg.pod_backoff(), want, "case {name}");
+    }
+}
+
+#[test]
+fn client_connection_overrides_the_flags_it_sets() {
+    let flags = component_base::CommonFlags {
+        kubeconfig: Some("/flag.kubeconfig".into()),
+        health_bind_address: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        log_format: "text".into(),
+        kube_api_qps: 10.0,
+        kube_api_burst: 20,
+    };
+    let cases = [
+        ("nothing set keeps the flags", "clientConnection: {}\n", ("/flag.kubeconfig", 10.0, 20)),
+        ("qps and burst", "clientConnection:\n  qps: 5000\n  burst: 6000\n", ("/flag.kubeconfig", 5000.0, 6000)),
+        ("negative qps lifts the limit", "clientConnection:\n  qps: -1\n", ("/flag.kubeconfig", 0.0, 20)),
+        ("kubeconfig", "clientConnection:\n  kubeconfig: /cfg.kubeconfig\n", ("/cfg.kubeconfig", 10.0, 20)),
+    ];
+    for (name, block, (kubeconfig, qps, burst)) in cases {
+        let cfg = decode(&format!("{HEADER}{block}"), "test").unwrap_or_else(|e| panic!("case {name}: {e}"));
+        assert!(validate(&cfg).is_ok(), "case {name}");
+        let cc = cfg.client_connection.unwrap_or_default();
+        let out = cc.apply(&flags);
+        assert_eq!(out.kubeconfig.as_deref(), Some(std::path::Path::new(kubeconfig)), "case {name}");
+        assert_eq!((out.kube_api_qps, out.kube_api_burst), (qps, burst), "case {name}");
     }
 }
 

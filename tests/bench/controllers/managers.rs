@@ -45,7 +45,7 @@ pub struct Launcher {
     pub rudder_bin: PathBuf,
     pub kube_bin: PathBuf,
     pub work_dir: PathBuf,
-    /// kube-controller-manager's client QPS and burst (rudder's client has no client-side limit).
+    /// Both managers' client QPS and burst (equal settings, as the comparison needs).
     pub kube_api_qps: u32,
 }
 
@@ -53,18 +53,20 @@ impl Launcher {
     pub async fn start(&self, which: Manager) -> anyhow::Result<Running> {
         let kubeconfig = format!("--kubeconfig={}", self.kubeconfig.display());
         let controllers = format!("--controllers={CONTROLLERS}");
+        let qps = format!("--kube-api-qps={}", self.kube_api_qps);
+        let burst = format!("--kube-api-burst={}", self.kube_api_qps);
         let (bin, args) = match which {
             Manager::Rudder => (
                 &self.rudder_bin,
-                vec![kubeconfig, controllers, format!("--health-bind-address=127.0.0.1:{}", free_port()?)],
+                vec![kubeconfig, controllers, qps, burst, format!("--health-bind-address=127.0.0.1:{}", free_port()?)],
             ),
             Manager::Kube => (
                 &self.kube_bin,
                 vec![
                     kubeconfig,
                     controllers,
-                    format!("--kube-api-qps={}", self.kube_api_qps),
-                    format!("--kube-api-burst={}", self.kube_api_qps),
+                    qps,
+                    burst,
                     "--leader-elect=false".into(),
                     "--secure-port=0".into(),
                     "--use-service-account-credentials=false".into(),

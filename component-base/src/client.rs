@@ -5,7 +5,6 @@
 //! under a burst (a scheduler binding hundreds of pods) opens a TLS connection per request in flight.
 //! Nothing here upgrades connections (exec/attach/port-forward), which HTTP/2 could not carry.
 
-
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use kube::client::ConfigExt;

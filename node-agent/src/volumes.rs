@@ -66,10 +66,10 @@ pub struct Prepared {
     pub token_refresh_at: Option<Timestamp>,
 }
 
-/// Sets up and removes pod volumes.
 /// A projected token's place: (pod uid, volume, path).
 type TokenKey = (String, String, String);
 
+/// Sets up and removes pod volumes.
 pub struct Volumes {
     root: PathBuf,
     objects: Objects,

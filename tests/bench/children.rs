@@ -44,6 +44,9 @@ impl Scheduler {
     }
 }
 
+/// Both schedulers' client-side limit, qps and burst: equal, so neither is throttled more than the other.
+const CLIENT_QPS: u32 = 5000;
+
 /// Where the scheduler binaries and the benchmark's scratch files are.
 pub struct Launcher {
     pub kubeconfig: PathBuf,
@@ -62,9 +65,8 @@ impl Launcher {
                 &self.rudder_bin,
                 vec![
                     format!("--kubeconfig={kubeconfig}"),
-                    // The same client-side limit as kube-scheduler's clientConnection below.
-                    "--kube-api-qps=5000".into(),
-                    "--kube-api-burst=5000".into(),
+                    format!("--kube-api-qps={CLIENT_QPS}"),
+                    format!("--kube-api-burst={CLIENT_QPS}"),
                     "--leader-elect=false".into(),
                     format!("--health-bind-address=127.0.0.1:{}", free_port()?),
                     format!("--explain-bind-address=127.0.0.1:{}", free_port()?),
@@ -77,7 +79,7 @@ impl Launcher {
                 let config = self.work_dir.join("kube-scheduler.yaml");
                 let yaml = format!(
                     "apiVersion: kubescheduler.config.k8s.io/v1\nkind: KubeSchedulerConfiguration\n\
-                     clientConnection:\n  kubeconfig: {kubeconfig}\n  qps: 5000\n  burst: 5000\n\
+                     clientConnection:\n  kubeconfig: {kubeconfig}\n  qps: {CLIENT_QPS}\n  burst: {CLIENT_QPS}\n\
                      leaderElection:\n  leaderElect: false\n"
                 );
                 tokio::fs::write(&config, yaml)

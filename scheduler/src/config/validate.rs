@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use component_base::rate_limit::{Invalid, RateLimit};
+
 use super::{API_VERSION, ClientConnectionConfiguration, KIND, KubeSchedulerConfiguration, LeaderElectionConfiguration, Profile, duration, profiles};
 use crate::eligibility::DEFAULT_SCHEDULER_NAME;
 
@@ -85,14 +87,20 @@ pub fn validate(cfg: &KubeSchedulerConfiguration) -> Result<Vec<Profile>, Vec<St
 }
 
 fn validate_client_connection(cc: &ClientConnectionConfiguration, errs: &mut Vec<String>) {
-    if let Some(qps) = cc.qps.filter(|q| !q.is_finite()) {
-        errs.push(format!("clientConnection.qps: invalid value {qps}: must be a finite number"));
-    }
-    let burst = cc.burst.unwrap_or(0);
-    if u32::try_from(burst).is_err() {
-        errs.push(format!("clientConnection.burst: invalid value {burst}: must be between 0 and {}", u32::MAX));
-    } else if burst == 0 && cc.qps.is_some_and(|q| q > 0.0) {
-        errs.push("clientConnection.burst: required: must be at least 1 when clientConnection.qps is positive".to_string());
+    let Ok(burst) = u32::try_from(cc.burst.unwrap_or(0)) else {
+        errs.push(format!("clientConnection.burst: invalid value {}: must be between 0 and {}", cc.burst.unwrap_or(0), u32::MAX));
+        return;
+    };
+    // The flags' rule (a positive qps needs a burst), reported under the file's field names; a finite
+    // negative qps is client-go's "no limit".
+    let qps = cc.qps.unwrap_or(0.0);
+    let qps = if qps < 0.0 && qps.is_finite() { 0.0 } else { qps };
+    match RateLimit::new(qps, burst) {
+        Ok(_) => {}
+        Err(Invalid::Qps(qps)) => errs.push(format!("clientConnection.qps: invalid value {qps}: must be a finite number")),
+        Err(Invalid::Burst(_)) => {
+            errs.push("clientConnection.burst: required: must be at least 1 when clientConnection.qps is positive".to_string())
+        }
     }
 }
 

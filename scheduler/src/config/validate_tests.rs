@@ -57,6 +57,7 @@ fn rejects() {
             "podMaxBackoffSeconds: invalid value 10: must be greater than or equal to podInitialBackoffSeconds (20)",
         ),
         ("qps without burst", format!("{HEADER}clientConnection:\n  qps: 50\n"), "clientConnection.burst: required"),
+        ("infinite qps", format!("{HEADER}clientConnection:\n  qps: -.inf\n  burst: 1\n"), "clientConnection.qps: invalid value -inf"),
         ("negative burst", format!("{HEADER}clientConnection:\n  qps: 50\n  burst: -1\n"), "clientConnection.burst: invalid value -1"),
         ("client connection typo", format!("{HEADER}clientConnection:\n  qpss: 50\n"), "unknown field `qpss`"),
         ("top-level typo", format!("{HEADER}profile: []\n"), "unknown field `profile`"),

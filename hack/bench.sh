@@ -55,10 +55,13 @@ export RUDDER_HOME RUDDER_CACHE
 source "$REPO/hack/lib/util.sh"
 # shellcheck source=hack/lib/pki.sh
 source "$REPO/hack/lib/pki.sh"
+# shellcheck source=hack/lib/stock.sh
+source "$REPO/hack/lib/stock.sh"
 
-ETCD_BIN=$RUDDER_CACHE/bin/etcd-$ETCD_VERSION
-APISERVER_BIN=$RUDDER_CACHE/bin/kube-apiserver-$KUBE_VERSION
-KUBE_SCHEDULER_BIN=$RUDDER_CACHE/bin/kube-scheduler-$KUBE_VERSION
+# The stock binaries, built from their Go modules on first use and cached by version.
+ETCD_BIN=$(stock::build_etcd) || util::die "failed to build etcd $ETCD_VERSION"
+APISERVER_BIN=$(stock::build_kube kube-apiserver) || util::die "failed to build kube-apiserver $KUBE_VERSION"
+KUBE_SCHEDULER_BIN=$(stock::build_kube kube-scheduler) || util::die "failed to build kube-scheduler $KUBE_VERSION"
 RUDDER_SCHEDULER_BIN=$RUDDER_BIN_DIR/rudder-scheduler
 
 # Read by hack/lib/bench.sh's teardown; on failure the temp dir (with the logs) is kept.
@@ -70,10 +73,7 @@ bench::install_teardown
 bench::preflight "$BENCH_ETCD_CLIENT" "$BENCH_ETCD_PEER" "$BENCH_APISERVER_PORT" \
   "$ETCD_BIN" "$APISERVER_BIN" "$KUBE_SCHEDULER_BIN"
 
-if [[ ! -x $RUDDER_SCHEDULER_BIN ]]; then
-  util::log "building rudder-scheduler (release)"
-  (cd "$REPO" && cargo build --release -p rudder-scheduler) || util::die "failed to build rudder-scheduler"
-fi
+bench::build_component rudder-scheduler "$RUDDER_SCHEDULER_BIN"
 BENCH_EXE=$(bench::build_exe scheduler)
 "$BENCH_EXE" --check-args --rudder-scheduler "$RUDDER_SCHEDULER_BIN" --kube-scheduler "$KUBE_SCHEDULER_BIN" \
   "${BENCH_ARGS[@]}" || exit 2

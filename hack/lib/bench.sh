@@ -75,16 +75,29 @@ bench::install_teardown() {
 bench::port_free() { ! (echo > "/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # bench::preflight ETCD_CLIENT ETCD_PEER APISERVER_PORT BINARY... fails unless every stock binary is
-# cached and every port is free.
+# there (the runners build them with hack/lib/stock.sh first) and every port is free.
 bench::preflight() {
   local client=$1 peer=$2 api_port=$3 f port
   shift 3
   for f in "$@"; do
-    [[ -x $f ]] || util::die "missing stock binary $f (run hack/local-cluster.sh up once to build the cache)"
+    [[ -x $f ]] || util::die "missing stock binary $f"
   done
   for port in "${client##*:}" "${peer##*:}" "$api_port"; do
     bench::port_free "$port" || util::die "port $port is in use (another benchmark running?)"
   done
+}
+
+# bench::build_component PACKAGE BINARY: with the default RUDDER_BIN_DIR (this checkout's target/release)
+# runs `cargo build --release -p PACKAGE` every time, which is quick when nothing changed and never
+# measures a stale binary; with another RUDDER_BIN_DIR only checks that BINARY is there.
+bench::build_component() {
+  local package=$1 binary=$2
+  if [[ $RUDDER_BIN_DIR != "$REPO/target/release" ]]; then
+    [[ -x $binary ]] || util::die "$binary not found (RUDDER_BIN_DIR=$RUDDER_BIN_DIR)"
+    return 0
+  fi
+  util::log "building $package (release)"
+  (cd "$REPO" && cargo build --release -p "$package") || util::die "failed to build $package"
 }
 
 # bench::build_exe NAME prints the executable of the rudder-e2e bench target NAME, built now (before

@@ -46,10 +46,13 @@ export RUDDER_HOME RUDDER_CACHE KUBE_VERSION
 source "$REPO/hack/lib/util.sh"
 # shellcheck source=hack/lib/pki.sh
 source "$REPO/hack/lib/pki.sh"
+# shellcheck source=hack/lib/stock.sh
+source "$REPO/hack/lib/stock.sh"
 
-ETCD_BIN=$RUDDER_CACHE/bin/etcd-$ETCD_VERSION
-APISERVER_BIN=$RUDDER_CACHE/bin/kube-apiserver-$KUBE_VERSION
-KCM_BIN=$RUDDER_CACHE/bin/kube-controller-manager-$KUBE_VERSION
+# The stock binaries, built from their Go modules on first use and cached by version.
+ETCD_BIN=$(stock::build_etcd) || util::die "failed to build etcd $ETCD_VERSION"
+APISERVER_BIN=$(stock::build_kube kube-apiserver) || util::die "failed to build kube-apiserver $KUBE_VERSION"
+KCM_BIN=$(stock::build_kube kube-controller-manager) || util::die "failed to build kube-controller-manager $KUBE_VERSION"
 RUDDER_CONTROLLERS_BIN=$RUDDER_BIN_DIR/rudder-controllers
 APISERVER_URL=https://127.0.0.1:$BENCH_APISERVER_PORT
 
@@ -63,10 +66,7 @@ bench::install_teardown
 bench::preflight "$BENCH_ETCD_CLIENT" "$BENCH_ETCD_PEER" "$BENCH_APISERVER_PORT" \
   "$ETCD_BIN" "$APISERVER_BIN" "$KCM_BIN"
 
-if [[ ! -x $RUDDER_CONTROLLERS_BIN ]]; then
-  util::log "building rudder-controllers (release)"
-  (cd "$REPO" && cargo build --release -p rudder-controllers) || util::die "failed to build rudder-controllers"
-fi
+bench::build_component rudder-controllers "$RUDDER_CONTROLLERS_BIN"
 BENCH_EXE=$(bench::build_exe controllers)
 "$BENCH_EXE" --check-args --rudder-controllers "$RUDDER_CONTROLLERS_BIN" --kube-controller-manager "$KCM_BIN" \
   "${BENCH_ARGS[@]}" || exit 2

@@ -61,8 +61,9 @@ source "$REPO/hack/lib/pki.sh"
 # shellcheck source=hack/lib/stock.sh
 source "$REPO/hack/lib/stock.sh"
 
-ETCD_BIN=$RUDDER_CACHE/bin/etcd-$ETCD_VERSION
-APISERVER_BIN=$RUDDER_CACHE/bin/kube-apiserver-$KUBE_VERSION
+# The stock binaries, built from their Go modules on first use and cached by version.
+ETCD_BIN=$(stock::build_etcd) || util::die "failed to build etcd $ETCD_VERSION"
+APISERVER_BIN=$(stock::build_kube kube-apiserver) || util::die "failed to build kube-apiserver $KUBE_VERSION"
 RUDDER_PROXY_BIN=$RUDDER_BIN_DIR/rudder-service-proxy
 APISERVER_URL=https://$HOST_IP:$BENCH_APISERVER_PORT
 NETNS_MADE=0
@@ -98,10 +99,7 @@ KUBE_PROXY_BIN=$(stock::build_kube kube-proxy) || {
   util::warn "could not build kube-proxy $KUBE_VERSION; only rudder-service-proxy will be measured"
   KUBE_PROXY_BIN=$RUDDER_CACHE/bin/kube-proxy-$KUBE_VERSION
 }
-if [[ ! -x $RUDDER_PROXY_BIN ]]; then
-  util::log "building rudder-service-proxy (release)"
-  (cd "$REPO" && cargo build --release -p rudder-service-proxy) || util::die "failed to build rudder-service-proxy"
-fi
+bench::build_component rudder-service-proxy "$RUDDER_PROXY_BIN"
 BENCH_EXE=$(bench::build_exe service_proxy)
 "$BENCH_EXE" --check-args --rudder-proxy "$RUDDER_PROXY_BIN" --kube-proxy "$KUBE_PROXY_BIN" "${BENCH_ARGS[@]}" || exit 2
 

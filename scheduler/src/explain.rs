@@ -19,7 +19,7 @@ pub const CAPACITY: usize = 4096;
 
 #[derive(Default)]
 struct Inner {
-    by_pod: HashMap<String, Explanation>,
+    by_pod: HashMap<String, Arc<Explanation>>,
     order: VecDeque<String>,
 }
 
@@ -30,7 +30,7 @@ pub struct ExplanationStore {
 }
 
 impl ExplanationStore {
-    pub fn record(&self, ex: Explanation) {
+    pub fn record(&self, ex: Arc<Explanation>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let key = ex.pod.clone();
         if inner.by_pod.insert(key.clone(), ex).is_none() {
@@ -43,7 +43,7 @@ impl ExplanationStore {
         }
     }
 
-    pub fn get(&self, key: &str) -> Option<Explanation> {
+    pub fn get(&self, key: &str) -> Option<Arc<Explanation>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).by_pod.get(key).cloned()
     }
 
@@ -85,7 +85,7 @@ async fn list(State(store): State<Arc<ExplanationStore>>) -> impl IntoResponse {
 async fn explain(State(store): State<Arc<ExplanationStore>>, Path((namespace, pod)): Path<(String, String)>) -> impl IntoResponse {
     let key = format!("{namespace}/{pod}");
     match store.get(&key) {
-        Some(ex) => (StatusCode::OK, Json(serde_json::to_value(ex).unwrap_or_default())).into_response(),
+        Some(ex) => (StatusCode::OK, Json(serde_json::to_value(&*ex).unwrap_or_default())).into_response(),
         None => (
             StatusCode::NOT_FOUND,
             Json(serde_json::json!({ "error": format!("no scheduling cycle recorded for pod {key}") })),
@@ -98,8 +98,8 @@ async fn explain(State(store): State<Arc<ExplanationStore>>, Path((namespace, po
 mod tests {
     use super::*;
 
-    fn ex(pod: &str, node: &str) -> Explanation {
-        Explanation { pod: pod.into(), selected_node: Some(node.into()), ..Default::default() }
+    fn ex(pod: &str, node: &str) -> Arc<Explanation> {
+        Arc::new(Explanation { pod: pod.into(), selected_node: Some(node.into()), ..Default::default() })
     }
 
     #[test]
@@ -108,7 +108,7 @@ mod tests {
         s.record(ex("ns/a", "n1"));
         s.record(ex("ns/a", "n2"));
         s.record(ex("ns/b", "n1"));
-        assert_eq!(s.get("ns/a").and_then(|e| e.selected_node), Some("n2".into()));
+        assert_eq!(s.get("ns/a").and_then(|e| e.selected_node.clone()), Some("n2".into()));
         assert_eq!(s.keys(), vec!["ns/a".to_string(), "ns/b".to_string()]);
         assert!(s.get("ns/c").is_none());
     }

@@ -2,6 +2,7 @@
 //! extension point, a [`Status`] that carries rejections as codes rather than errors, per-cycle
 //! [`CycleState`], a registry of plugin factories and a [`Framework`] that runs the enabled plugins.
 
+pub mod affinity_terms;
 pub mod binding;
 pub mod cycle_state;
 pub mod explanation;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod, Taint};
-use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Api;
@@ -54,6 +54,10 @@ pub struct EventHandlers {
     pub queue: Arc<SchedulingQueue>,
     pub cache: Arc<SchedulerCache>,
     nodes_seen: Mutex<HashMap<String, NodeFingerprint>>,
+    /// The reflector stores the events came through: the cache and queue share their objects rather
+    /// than copies, and each relist resyncs the cache from them.
+    pods: Store<Pod>,
+    nodes: Store<Node>,
 }
 
 /// Whether where other pods run can decide where `pod` fits: its own spread constraints or pod
@@ -72,15 +76,38 @@ impl EventHandlers {
 
     /// Handlers queueing the pods of every listed profile.
     pub fn for_profiles(scheduler_names: Vec<String>, queue: Arc<SchedulingQueue>, cache: Arc<SchedulerCache>) -> Self {
-        Self { scheduler_names, queue, cache, nodes_seen: Mutex::default() }
+        let (pods, _) = reflector::store();
+        let (nodes, _) = reflector::store();
+        Self { scheduler_names, queue, cache, nodes_seen: Mutex::default(), pods, nodes }
+    }
+
+    /// Shares the objects of these stores, the ones the watch events are applied to.
+    pub fn with_stores(self, pods: Store<Pod>, nodes: Store<Node>) -> Self {
+        Self { pods, nodes, ..self }
+    }
+
+    /// The store's copy of this very version of the pod (the reflector applied it before handing on the
+    /// event), or a copy of our own when the store does not hold that version.
+    fn shared_pod(&self, pod: &Pod) -> Arc<Pod> {
+        shared(&self.pods, pod)
     }
 
     pub fn on_pod(&self, event: &Event<Pod>) {
         match event {
             Event::Apply(pod) | Event::InitApply(pod) => {
                 let key = pod_key(pod);
+                // During a relist the store only takes the new objects at its end (InitDone, which
+                // resyncs the cache), so it has no version of them to share yet.
+                let shared = match event {
+                    Event::Apply(_) => {
+                        let shared = self.shared_pod(pod);
+                        self.cache.pod_applied(shared.clone());
+                        shared
+                    }
+                    _ => Arc::new(pod.clone()),
+                };
                 if !is_assigned(pod) && responsible_for_any(pod, &self.scheduler_names) {
-                    self.queue.add_or_update(Arc::new(pod.clone()));
+                    self.queue.add_or_update(shared);
                 } else {
                     self.queue.delete(&key);
                     if is_assigned(pod) {
@@ -96,7 +123,7 @@ impl EventHandlers {
             Event::Delete(pod) => {
                 let key = pod_key(pod);
                 self.queue.delete(&key);
-                self.cache.forget(&key);
+                self.cache.pod_deleted(&key);
                 self.cache.clear_nomination(&key);
                 if is_assigned(pod) {
                     // Its resources are free now.
@@ -104,7 +131,10 @@ impl EventHandlers {
                 }
             }
             // A relist may hide deletions that happened while disconnected: give everyone a retry.
-            Event::InitDone => self.queue.move_all_to_active_or_backoff(),
+            Event::InitDone => {
+                self.cache.resync_pods(&self.pods.state());
+                self.queue.move_all_to_active_or_backoff();
+            }
             Event::Init => {}
         }
     }
@@ -112,6 +142,9 @@ impl EventHandlers {
     pub fn on_node(&self, event: &Event<Node>) {
         match event {
             Event::Apply(node) | Event::InitApply(node) => {
+                if let Event::Apply(_) = event {
+                    self.cache.node_applied(shared(&self.nodes, node));
+                }
                 let name = node.metadata.name.clone().unwrap_or_default();
                 let fp = fingerprint(node);
                 let changed = {
@@ -124,12 +157,27 @@ impl EventHandlers {
             }
             Event::Delete(node) => {
                 let name = node.metadata.name.clone().unwrap_or_default();
+                self.cache.node_deleted(&name);
                 self.nodes_seen.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
             }
-            Event::InitDone => self.queue.move_all_to_active_or_backoff(),
+            Event::InitDone => {
+                self.cache.resync_nodes(&self.nodes.state());
+                self.queue.move_all_to_active_or_backoff();
+            }
             Event::Init => {}
         }
     }
+}
+
+/// The store's object for exactly this version of `obj`, or a copy when it holds another (or none).
+fn shared<K>(store: &Store<K>, obj: &K) -> Arc<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+{
+    store
+        .get(&ObjectRef::from_obj(obj))
+        .filter(|stored| stored.meta().resource_version == obj.meta().resource_version)
+        .unwrap_or_else(|| Arc::new(obj.clone()))
 }
 
 /// The watch → reflector stream for pods, with upstream-like backoff on errors.

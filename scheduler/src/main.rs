@@ -184,12 +184,11 @@ async fn main() -> anyhow::Result<()> {
     let cache = Arc::new(SchedulerCache::new());
     let (node_store, node_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
-    let handlers = Arc::new(EventHandlers::for_profiles(names, queue.clone(), cache.clone()));
+    let handlers = Arc::new(EventHandlers::for_profiles(names, queue.clone(), cache.clone()).with_stores(pod_store.clone(), node_store.clone()));
     let scheduler = Arc::new(Scheduler {
         profiles,
         queue: queue.clone(),
-        cache,
-        nodes: node_store.clone(),
+        cache: cache.clone(),
         pods: pod_store.clone(),
         client: client.clone(),
         metrics: metrics.clone(),
@@ -222,12 +221,15 @@ async fn main() -> anyhow::Result<()> {
     });
     let ready = readiness.clone();
     let leader = elector.clone();
+    let cache_for_sync = cache.clone();
     tasks.spawn(async move {
-        // Scheduling on a partial view would overcommit nodes: wait for both caches first.
+        // Scheduling on a partial view would overcommit nodes: wait for both caches first (the stores, then
+        // the scheduler's cache, which the handlers fill from them after each list).
         if node_store.wait_until_ready().await.is_err() || pod_store.wait_until_ready().await.is_err() {
             tracing::error!("informer stopped before its cache synced");
             return;
         }
+        cache_for_sync.wait_until_synced().await;
         ready.set_ready(true);
         tracing::info!("caches synced");
         let Some(leader) = leader else {

@@ -56,7 +56,7 @@ const PLUGIN_POINTS: &[(&str, &[Point])] = &[
     (taint_toleration::NAME, &[Point::Filter, Point::Score]),
     (node_affinity::NAME, &[Point::Filter, Point::Score]),
     (node_ports::NAME, &[Point::PreFilter, Point::Filter]),
-    (node_resources_fit::NAME, &[Point::PreFilter, Point::Filter, Point::Score]),
+    (node_resources_fit::NAME, &[Point::PreFilter, Point::Filter, Point::PreScore, Point::Score]),
     (pod_topology_spread::NAME, &[Point::PreFilter, Point::Filter, Point::PreScore, Point::Score]),
     (inter_pod_affinity::NAME, &[Point::PreFilter, Point::Filter, Point::PreScore, Point::Score]),
     (default_preemption::NAME, &[Point::PostFilter]),

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::{ObjectRef, Store};
 
@@ -53,7 +53,6 @@ pub struct Scheduler {
     pub profiles: BTreeMap<String, ProfileRuntime>,
     pub queue: Arc<SchedulingQueue>,
     pub cache: Arc<SchedulerCache>,
-    pub nodes: Store<Node>,
     pub pods: Store<Pod>,
     pub client: kube::Client,
     pub metrics: Metrics,
@@ -70,7 +69,7 @@ struct Binding {
     node: String,
     cycle: u64,
     start: Instant,
-    explanation: Explanation,
+    explanation: Arc<Explanation>,
     state: CycleState,
     waiter: Option<Waiter>,
 }
@@ -97,10 +96,15 @@ impl Scheduler {
         }
     }
 
+    /// The pod as the store has it now, by `namespace/name`.
+    fn stored_pod(&self, key: &str) -> Option<Arc<Pod>> {
+        let (ns, name) = key.split_once('/')?;
+        self.pods.get(&ObjectRef::new(name).within(ns))
+    }
+
     /// The pod as the store has it now, if it is still ours to schedule.
     fn current_pod(&self, qp: &QueuedPod) -> Option<Arc<Pod>> {
-        let (ns, name) = qp.key.split_once('/')?;
-        let pod = self.pods.get(&ObjectRef::new(name).within(ns))?;
+        let pod = self.stored_pod(&qp.key)?;
         self.responsible_for(&pod).then_some(pod)
     }
 
@@ -145,11 +149,11 @@ impl Scheduler {
             self.queue.done(&key);
             return;
         };
-        let pods = self.pods.state();
-        let snapshot = self.cache.snapshot(&self.nodes.state(), &pods);
-        let nominated = Arc::new(self.cache.nominated_pods(&pods, |p| self.responsible_for(p)));
-        drop(pods);
+        let snapshot = self.cache.snapshot();
+        let nominated = Arc::new(self.cache.nominated_pods(|key| self.stored_pod(key), |p| self.responsible_for(p)));
         let (result, explanation) = profile.framework.schedule_cycle(&pod, &snapshot, nominated.clone());
+        // Shared with the binding cycle, which summarizes it into an event: never copied.
+        let explanation = Arc::new(explanation);
         self.explanations.record(explanation.clone());
         match result {
             Ok((node, mut state)) => {
@@ -190,7 +194,7 @@ impl Scheduler {
                         self.cache.clear_nomination(&other.key());
                     }
                 }
-                self.handle_failure(qp, Some(cycle), REASON_UNSCHEDULABLE, msg, explanation.nominated_node);
+                self.handle_failure(qp, Some(cycle), REASON_UNSCHEDULABLE, msg, explanation.nominated_node.clone());
             }
             Err(Failure::Error(msg)) => {
                 tracing::warn!(pod = %key, error = %msg, "error scheduling pod; retrying");
@@ -240,17 +244,16 @@ impl Scheduler {
             }
         }
         if status.is_success() {
-            self.cache.finish_binding(&qp.key);
             self.cache.clear_nomination(&qp.key);
             framework.run_post_bind(&state, &qp.pod, &node);
             self.metrics.observe_attempt(RESULT_SCHEDULED, start.elapsed().as_secs_f64());
             let (ns, name) = qp.key.split_once('/').unwrap_or_default();
             tracing::info!(pod = %qp.key, %node, "successfully bound pod to node");
             let note = format!("Successfully assigned {ns}/{name} to {node}");
-            profile.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULED, "Binding", note).await;
+            profile.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULED, "Binding", note);
             if self.explain_events {
                 let note = truncate_message(&explanation.summary());
-                profile.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULING_EXPLAINED, "Scheduling", note).await;
+                profile.events.publish(&qp.pod, EventType::Normal, REASON_SCHEDULING_EXPLAINED, "Scheduling", note);
             }
             profile.events.forget(&qp.key);
             return;
@@ -289,13 +292,12 @@ impl Scheduler {
             Some(c) => self.queue.add_unschedulable(qp, c),
             None => self.queue.add_backoff(qp),
         }
-        let this = self.clone();
+        if let Some(profile) = self.profile(&pod) {
+            profile.events.publish(&pod, EventType::Warning, REASON_FAILED_SCHEDULING, "Scheduling", truncate_message(&msg));
+        }
+        let client = self.client.clone();
         tokio::spawn(async move {
-            let note = truncate_message(&msg);
-            if let Some(profile) = this.profile(&pod) {
-                profile.events.publish(&pod, EventType::Warning, REASON_FAILED_SCHEDULING, "Scheduling", note).await;
-            }
-            if let Err(e) = pod_status::set_unschedulable(&this.client, &pod, reason, &msg, nominated.as_deref()).await {
+            if let Err(e) = pod_status::set_unschedulable(&client, &pod, reason, &msg, nominated.as_deref()).await {
                 tracing::warn!(pod = %crate::framework::node_info::pod_key(&pod), error = %e, "failed to update PodScheduled condition");
             }
         });

@@ -1,5 +1,7 @@
 //! A pod (anti-)affinity term in a form that can test pods: which namespaces, which labels, and the
-//! topology key that defines "the same place".
+//! topology key that defines "the same place". Every [`PodInfo`](super::PodInfo) compiles its pod's terms
+//! once, as upstream's does, so that a cycle matching against thousands of existing pods does not parse
+//! their selectors again.
 
 use std::collections::BTreeSet;
 
@@ -65,6 +67,14 @@ pub struct PodTerms {
     pub preferred_affinity: Vec<Term>,
     pub preferred_anti_affinity: Vec<Term>,
 }
+
+/// The terms of a pod without pod (anti-)affinity.
+pub static NO_TERMS: PodTerms = PodTerms {
+    required_affinity: Vec::new(),
+    required_anti_affinity: Vec::new(),
+    preferred_affinity: Vec::new(),
+    preferred_anti_affinity: Vec::new(),
+};
 
 impl PodTerms {
     pub fn of(pod: &Pod) -> Self {

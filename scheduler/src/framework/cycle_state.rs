@@ -4,10 +4,11 @@
 use std::any::Any;
 use std::collections::HashMap;
 
-/// Per-cycle storage shared by the plugins; a fresh one is made for every pod attempt.
+/// Per-cycle storage shared by the plugins; a fresh one is made for every pod attempt. Filters read it
+/// once per node, so the keys hash with foldhash rather than SipHash (nothing here is attacker-chosen).
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<String, Box<dyn Any + Send + Sync>>,
+    data: HashMap<String, Box<dyn Any + Send + Sync>, foldhash::fast::RandomState>,
 }
 
 impl CycleState {

@@ -8,6 +8,9 @@ use serde::Serialize;
 
 /// How many candidates the short summary lists.
 pub const SUMMARY_CANDIDATES: usize = 3;
+/// How many candidates, best first, an explanation keeps in full. Every feasible node would be hundreds
+/// per cycle in a large cluster, kept for thousands of pods.
+pub const EXPLAINED_CANDIDATES: usize = 10;
 
 /// One node a filter (or a PreFilter for every node) rejected.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -60,7 +63,8 @@ pub struct Explanation {
     /// Plugins turned on, off or reweighted for this pod by its annotation.
     pub pod_plugin_overrides: Option<String>,
     pub rejections: Vec<Rejection>,
-    /// Sorted by total, highest first; empty when one feasible node made scoring unnecessary.
+    /// The best [`EXPLAINED_CANDIDATES`], highest total first; empty when one feasible node made scoring
+    /// unnecessary.
     pub candidates: Vec<Candidate>,
 }
 

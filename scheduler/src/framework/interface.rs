@@ -12,10 +12,11 @@ use super::{CycleState, NodeInfo, NodeToStatus, Snapshot, Status};
 /// The highest score a Score plugin may give a node after normalization.
 pub const MAX_NODE_SCORE: i64 = 100;
 
-/// A node's score from one plugin, or the weighted total.
+/// A node's score from one plugin, or the weighted total. It borrows the node's name: a cycle scores
+/// hundreds of nodes per plugin, and copying every name each time was most of its cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeScore {
-    pub name: String,
+pub struct NodeScore<'a> {
+    pub name: &'a str,
     pub score: i64,
 }
 
@@ -141,7 +142,7 @@ pub trait ScorePlugin: Send + Sync {
 
 /// Rescales one plugin's scores across all feasible nodes.
 pub trait NormalizeScorePlugin: Send + Sync {
-    fn normalize_score(&self, state: &CycleState, pod: &Pod, scores: &mut [NodeScore]) -> Status;
+    fn normalize_score(&self, state: &CycleState, pod: &Pod, scores: &mut [NodeScore<'_>]) -> Status;
 }
 
 /// Claims what the pod will use on its node once it is assumed there (volumes, devices), before the

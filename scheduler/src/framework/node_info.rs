@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
+use super::affinity_terms::{NO_TERMS, PodTerms};
 use crate::resources::{self, Resource};
 
 /// A pod with its requests computed once.
@@ -17,6 +18,8 @@ pub struct PodInfo {
     pub non_zero_requests: Resource,
     /// It has pod affinity or anti-affinity terms (which other pods' placement must consider).
     pub has_pod_affinity: bool,
+    /// Those terms, compiled (only when there are some).
+    affinity_terms: Option<Arc<PodTerms>>,
 }
 
 impl PodInfo {
@@ -25,12 +28,25 @@ impl PodInfo {
         let non_zero_requests = resources::pod_non_zero_requests(&pod);
         let affinity = pod.spec.as_ref().and_then(|s| s.affinity.as_ref());
         let has_pod_affinity = affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some());
-        Self { pod, requests, non_zero_requests, has_pod_affinity }
+        let affinity_terms = has_pod_affinity.then(|| Arc::new(PodTerms::of(&pod)));
+        Self { pod, requests, non_zero_requests, has_pod_affinity, affinity_terms }
+    }
+
+    /// The pod's (anti-)affinity terms, compiled once.
+    pub fn affinity_terms(&self) -> &PodTerms {
+        self.affinity_terms.as_deref().unwrap_or(&NO_TERMS)
     }
 
     /// `namespace/name`.
     pub fn key(&self) -> String {
         pod_key(&self.pod)
+    }
+
+    /// Whether this is the pod with key `namespace/name` (without building the key).
+    pub fn has_key(&self, key: &str) -> bool {
+        let meta = &self.pod.metadata;
+        key.split_once('/')
+            .is_some_and(|(ns, name)| meta.namespace.as_deref().unwrap_or_default() == ns && meta.name.as_deref().unwrap_or_default() == name)
     }
 
     pub fn priority(&self) -> i32 {
@@ -81,6 +97,11 @@ impl NodeInfo {
         &self.node
     }
 
+    /// The node object itself, to tell whether a newer version replaced it.
+    pub fn node_arc(&self) -> &Arc<Node> {
+        &self.node
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -120,7 +141,7 @@ impl NodeInfo {
 
     /// Removes the pod with this key; returns whether it was there.
     pub fn remove_pod(&mut self, key: &str) -> bool {
-        let Some(i) = self.pods.iter().position(|p| p.key() == key) else { return false };
+        let Some(i) = self.pods.iter().position(|p| p.has_key(key)) else { return false };
         let pod = self.pods.remove(i);
         self.requested.subtract(&pod.requests);
         self.non_zero_requested.subtract(&pod.non_zero_requests);
@@ -155,6 +176,17 @@ impl Snapshot {
         self.index.get(name).and_then(|i| self.nodes.get(*i))
     }
 
+    /// Where the node called `name` is in [`Self::nodes`].
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Adds a node at the end, for the cache to grow the snapshot in place.
+    pub(crate) fn push(&mut self, info: NodeInfo) {
+        self.index.insert(info.name().to_string(), self.nodes.len());
+        self.nodes.push(info);
+    }
+
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -176,6 +208,7 @@ mod tests {
         ni.add_pod(PodInfo::new(Arc::new(pod_with_cpu("b", "250m"))));
         assert_eq!(ni.requested().milli_cpu, 750);
         assert_eq!(ni.allocatable().milli_cpu, 4000);
+        assert!(ni.pods()[0].has_key("default/a") && !ni.pods()[0].has_key("default/b") && !ni.pods()[0].has_key("a"));
         assert!(ni.remove_pod("default/a"));
         assert!(!ni.remove_pod("default/a"), "second removal finds nothing");
         assert_eq!(ni.requested().milli_cpu, 250);

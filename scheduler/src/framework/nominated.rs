@@ -40,10 +40,14 @@ impl NominatedPods {
     /// `node` with the pods nominated to it that `pod` must make room for (priority at least its own,
     /// and not `pod` itself) added, or `None` when there are none.
     pub fn with_nominated(&self, pod: &Pod, node: &NodeInfo) -> Option<NodeInfo> {
+        let nominated = self.on_node(node.name());
+        if nominated.is_empty() {
+            // The common case, checked before the pod's key is built: this runs for every node filtered.
+            return None;
+        }
         let priority = pod_priority(pod);
         let key = pod_key(pod);
-        let mut added = self
-            .on_node(node.name())
+        let mut added = nominated
             .iter()
             .filter(|n| n.priority() >= priority && n.key() != key && !node.pods().iter().any(|p| p.key() == n.key()))
             .peekable();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use k8s_openapi::api::core::v1::Pod;
 use rand::Rng;
 
-use super::explanation::{Candidate, Explanation, PluginScore, Rejection};
+use super::explanation::{Candidate, EXPLAINED_CANDIDATES, Explanation, PluginScore, Rejection};
 use super::nominated::{self, NominatedPods};
 use super::node_info::pod_key;
 use super::points::{Enabled, Point};
@@ -254,6 +254,7 @@ impl Cycle<'_> {
             return Ok((only.name().to_string(), state));
         }
         let totals = self.score(&mut state, pod, &feasible, snapshot, ex)?;
+        let totals: Vec<NodeScore<'_>> = feasible.iter().zip(totals).map(|(n, score)| NodeScore { name: n.name(), score }).collect();
         let node = select_host(&totals, &mut rand::rng()).ok_or_else(|| Failure::Error("no node left after scoring".into()))?;
         Ok((node, state))
     }
@@ -282,7 +283,8 @@ impl Cycle<'_> {
     }
 
     /// Scores the feasible nodes: each plugin's scores normalized, checked, weighted and summed.
-    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], snapshot: &Snapshot, ex: &mut Explanation) -> Result<Vec<NodeScore>, Failure> {
+    /// The weighted totals, in the order of `nodes`.
+    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], snapshot: &Snapshot, ex: &mut Explanation) -> Result<Vec<i64>, Failure> {
         let mut skip = BTreeSet::new();
         for e in self.at(Point::PreScore) {
             let Some(ps) = e.plugin.as_pre_score() else { continue };
@@ -293,19 +295,19 @@ impl Cycle<'_> {
                 return Err(Failure::Error(format!("running PreScore plugin {:?}: {}", e.name(), s.message())));
             }
         }
-        let mut candidates: Vec<Candidate> =
-            nodes.iter().map(|n| Candidate { node: n.name().to_string(), total: 0, scores: Vec::new() }).collect();
+        let mut totals = vec![0_i64; nodes.len()];
+        let mut scores: Vec<NodeScore<'_>> = nodes.iter().map(|n| NodeScore { name: n.name(), score: 0 }).collect();
+        // Each plugin's normalized scores, node by node, for the explanation.
+        let mut by_plugin: Vec<(&'static str, i64, Vec<i64>)> = Vec::new();
         for e in self.at(Point::Score) {
             let Some(sp) = e.plugin.as_score() else { continue };
             if skip.contains(e.name()) || e.weight == 0 {
                 continue;
             }
-            let mut scores = Vec::with_capacity(nodes.len());
-            for n in nodes {
-                let score = sp.score(state, pod, n).map_err(|s| {
+            for (slot, n) in scores.iter_mut().zip(nodes) {
+                slot.score = sp.score(state, pod, n).map_err(|s| {
                     Failure::Error(format!("running Score plugin {:?} on node {:?}: {}", e.name(), n.name(), s.message()))
                 })?;
-                scores.push(NodeScore { name: n.name().to_string(), score });
             }
             if let Some(norm) = sp.normalizer() {
                 let s = norm.normalize_score(state, pod, &mut scores);
@@ -313,24 +315,45 @@ impl Cycle<'_> {
                     return Err(Failure::Error(format!("running NormalizeScore plugin {:?}: {}", e.name(), s.message())));
                 }
             }
-            for (c, s) in candidates.iter_mut().zip(&scores) {
-                if !(0..=MAX_NODE_SCORE).contains(&s.score) {
-                    return Err(Failure::Error(format!(
-                        "plugin {:?} returns an invalid score {} for node {:?}, it should be in the range of [0, {MAX_NODE_SCORE}] after normalizing",
-                        e.name(),
-                        s.score,
-                        s.name
-                    )));
-                }
-                let weighted = s.score * e.weight;
-                c.total += weighted;
-                c.scores.push(PluginScore { plugin: e.name().to_string(), score: s.score, weight: e.weight, weighted });
+            if let Some(bad) = scores.iter().find(|s| !(0..=MAX_NODE_SCORE).contains(&s.score)) {
+                return Err(Failure::Error(format!(
+                    "plugin {:?} returns an invalid score {} for node {:?}, it should be in the range of [0, {MAX_NODE_SCORE}] after normalizing",
+                    e.name(),
+                    bad.score,
+                    bad.name
+                )));
             }
+            for (total, s) in totals.iter_mut().zip(&scores) {
+                *total += s.score * e.weight;
+            }
+            by_plugin.push((e.name(), e.weight, scores.iter().map(|s| s.score).collect()));
         }
-        let totals = candidates.iter().map(|c| NodeScore { name: c.node.clone(), score: c.total }).collect();
-        ex.candidates = candidates;
+        ex.candidates = best_candidates(nodes, &totals, &by_plugin);
         Ok(totals)
     }
+}
+
+/// The [`EXPLAINED_CANDIDATES`] best nodes by total (ties by name), each with every plugin's part.
+fn best_candidates(nodes: &[&NodeInfo], totals: &[i64], by_plugin: &[(&'static str, i64, Vec<i64>)]) -> Vec<Candidate> {
+    let mut order: Vec<usize> = (0..nodes.len()).collect();
+    order.sort_unstable_by(|&a, &b| totals[b].cmp(&totals[a]).then_with(|| nodes[a].name().cmp(nodes[b].name())));
+    order.truncate(EXPLAINED_CANDIDATES);
+    order
+        .into_iter()
+        .map(|i| Candidate {
+            node: nodes[i].name().to_string(),
+            total: totals[i],
+            scores: by_plugin
+                .iter()
+                .map(|(plugin, weight, scores)| PluginScore {
+                    plugin: plugin.to_string(),
+                    score: scores[i],
+                    weight: *weight,
+                    weighted: scores[i] * weight,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn rejection(node: &str, plugin: &str, s: &Status) -> Rejection {
@@ -377,7 +400,7 @@ impl Cycle<'_> {
 }
 
 /// The highest total, ties broken uniformly at random (reservoir sampling) so equal nodes share load.
-pub fn select_host(scores: &[NodeScore], rng: &mut impl Rng) -> Option<String> {
+pub fn select_host(scores: &[NodeScore<'_>], rng: &mut impl Rng) -> Option<String> {
     let mut best: Option<&NodeScore> = None;
     let mut ties = 0_u32;
     for s in scores {
@@ -395,7 +418,7 @@ pub fn select_host(scores: &[NodeScore], rng: &mut impl Rng) -> Option<String> {
             }
         }
     }
-    best.map(|b| b.name.clone())
+    best.map(|b| b.name.to_string())
 }
 
 #[cfg(test)]

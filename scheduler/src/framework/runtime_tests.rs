@@ -111,7 +111,9 @@ fn plugin_errors_are_errors_not_rejections() {
 #[test]
 fn host_selection() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let s = |pairs: &[(&str, i64)]| pairs.iter().map(|(n, v)| NodeScore { name: n.to_string(), score: *v }).collect::<Vec<_>>();
+    fn s<'a>(pairs: &[(&'a str, i64)]) -> Vec<NodeScore<'a>> {
+        pairs.iter().map(|&(name, score)| NodeScore { name, score }).collect()
+    }
     assert_eq!(select_host(&s(&[("a", 1), ("b", 5), ("c", 3)]), &mut rng), Some("b".into()), "highest wins");
     assert_eq!(select_host(&[], &mut rng), None, "nothing to pick");
     let ties = s(&[("a", 5), ("b", 5), ("c", 1)]);
@@ -184,13 +186,16 @@ fn feasible_nodes_to_find() {
 fn a_stopped_search_resumes_where_the_last_one_ended() {
     let f = Framework::from_enabled(String::new(), Vec::new(), Some(1));
     let snapshot = Snapshot::new((0..150).map(|i| node_info(node(&format!("n{i}"), "4", "8Gi"), vec![])).collect());
-    let evaluated = |ex: &crate::framework::Explanation| ex.candidates.iter().map(|c| c.node.clone()).collect::<BTreeSet<_>>();
     let (_, first) = f.schedule_explained(&pod("p"), &snapshot);
     assert_eq!(first.evaluated_nodes, 100, "floor of 100 nodes");
-    assert!(evaluated(&first).contains("n0") && !evaluated(&first).contains("n100"));
+    assert_eq!(f.next_start.load(Ordering::Relaxed), 100, "the next search starts after n99");
     let (_, second) = f.schedule_explained(&pod("p"), &snapshot);
     assert_eq!(second.evaluated_nodes, 100);
-    assert!(evaluated(&second).contains("n100") && evaluated(&second).contains("n0") && !evaluated(&second).contains("n50"), "wrapped around");
+    assert_eq!(f.next_start.load(Ordering::Relaxed), 50, "n100..n149 then n0..n49: wrapped around");
+    assert_eq!(second.candidates.len(), EXPLAINED_CANDIDATES, "only the best candidates are kept");
+    // With no scorer every total is 0, so the kept ones are the first names of those evaluated.
+    let kept: Vec<&str> = second.candidates.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(kept, ["n0", "n1", "n10", "n100", "n101", "n102", "n103", "n104", "n105", "n106"]);
 }
 
 fn with_priority(mut p: Pod, priority: i32) -> Pod {

@@ -34,7 +34,7 @@ pub fn pod_tolerations(pod: &Pod) -> &[Toleration] {
 }
 
 /// Scales scores so the highest becomes `max`; `reverse` flips them so the lowest raw score wins.
-pub fn default_normalize_score(max: i64, reverse: bool, scores: &mut [NodeScore]) {
+pub fn default_normalize_score(max: i64, reverse: bool, scores: &mut [NodeScore<'_>]) {
     let highest = scores.iter().map(|s| s.score).max().unwrap_or(0);
     if highest == 0 {
         if reverse {
@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn normalization() {
-        let mk = |v: &[i64]| v.iter().enumerate().map(|(i, s)| NodeScore { name: i.to_string(), score: *s }).collect::<Vec<_>>();
+        let mk = |v: &[i64]| v.iter().map(|s| NodeScore { name: "n", score: *s }).collect::<Vec<_>>();
         let cases = [
             ("scaled to max", vec![1, 2, 4], false, vec![25, 50, 100]),
             ("reversed", vec![0, 1, 2], true, vec![100, 50, 0]),

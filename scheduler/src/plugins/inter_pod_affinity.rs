@@ -2,8 +2,6 @@
 //! existing pods' required anti-affinity toward it); preferred terms of both sides score them. "The same
 //! place" is the topology domain of the term's `topologyKey` (for example the node, or the zone).
 
-mod term;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,7 +12,7 @@ use crate::framework::{
     CycleState, FilterPlugin, MAX_NODE_SCORE, NodeInfo, NodeScore, NormalizeScorePlugin, Plugin, PreFilterPlugin,
     PreScorePlugin, ScorePlugin, Snapshot, Status,
 };
-use term::PodTerms;
+use crate::framework::affinity_terms::PodTerms;
 
 pub const NAME: &str = "InterPodAffinity";
 pub const ERR_REASON_EXISTING_ANTI_AFFINITY: &str = "node(s) didn't satisfy existing pods anti-affinity rules";
@@ -26,27 +24,48 @@ const PRE_SCORE_STATE_KEY: &str = "PreScoreInterPodAffinity";
 /// default `hardPodAffinityWeight`).
 const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
-/// A topology domain: (label key, value).
-type Domain = (String, String);
+/// A number per topology domain (label key → value → number), read and bumped without building keys:
+/// filters look one up per node.
+#[derive(Debug, Default)]
+struct DomainCounts(HashMap<String, HashMap<String, i64>>);
+
+impl DomainCounts {
+    /// Adds `by` to the domain `node` is in for `key` (nothing when the node lacks the label).
+    fn bump(&mut self, node: &Node, key: &str, by: i64) {
+        let Some(value) = label(node, key) else { return };
+        if !self.0.contains_key(key) {
+            self.0.insert(key.to_string(), HashMap::new());
+        }
+        let Some(per_value) = self.0.get_mut(key) else { return };
+        match per_value.get_mut(value) {
+            Some(n) => *n += by,
+            None => {
+                per_value.insert(value.to_string(), by);
+            }
+        }
+    }
+
+    fn get(&self, key: &str, value: &str) -> Option<i64> {
+        self.0.get(key).and_then(|m| m.get(value)).copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 fn label<'a>(node: &'a Node, key: &str) -> Option<&'a str> {
     node.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-fn bump(map: &mut HashMap<Domain, i64>, node: &Node, key: &str, by: i64) {
-    if let Some(v) = label(node, key) {
-        *map.entry((key.to_string(), v.to_string())).or_default() += by;
-    }
-}
-
 struct PreFilterState {
     terms: PodTerms,
     /// Domains where some existing pod's required anti-affinity matches the incoming pod.
-    existing_anti: HashMap<Domain, i64>,
+    existing_anti: DomainCounts,
     /// Domains holding pods that match all of the incoming pod's required affinity terms.
-    affinity: HashMap<Domain, i64>,
+    affinity: DomainCounts,
     /// Domains holding pods matched by one of the incoming pod's required anti-affinity terms.
-    anti: HashMap<Domain, i64>,
+    anti: DomainCounts,
 }
 
 pub struct InterPodAffinity;
@@ -77,23 +96,23 @@ impl PreFilterPlugin for InterPodAffinity {
     fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> Status {
         let terms = PodTerms::of(pod);
         state.write(PRE_SCORE_STATE_KEY, preferred_scores(pod, &terms, snapshot));
-        let mut s = PreFilterState { terms, existing_anti: HashMap::new(), affinity: HashMap::new(), anti: HashMap::new() };
+        let mut s = PreFilterState { terms, existing_anti: DomainCounts::default(), affinity: DomainCounts::default(), anti: DomainCounts::default() };
         // Without required terms of its own, only existing pods with terms can matter.
         let own_required = !s.terms.required_affinity.is_empty() || !s.terms.required_anti_affinity.is_empty();
         for n in snapshot.nodes().iter().filter(|n| own_required || n.pods_with_pod_affinity() > 0) {
             for e in n.pods().iter().filter(|e| own_required || e.has_pod_affinity) {
-                let existing = PodTerms::of(&e.pod);
+                let existing = e.affinity_terms();
                 for t in existing.required_anti_affinity.iter().filter(|t| t.matches(pod)) {
-                    bump(&mut s.existing_anti, n.node(), &t.topology_key, 1);
+                    s.existing_anti.bump(n.node(), &t.topology_key, 1);
                 }
                 let req = &s.terms.required_affinity;
                 if !req.is_empty() && req.iter().all(|t| t.matches(&e.pod)) {
                     for t in req {
-                        bump(&mut s.affinity, n.node(), &t.topology_key, 1);
+                        s.affinity.bump(n.node(), &t.topology_key, 1);
                     }
                 }
                 for t in s.terms.required_anti_affinity.iter().filter(|t| t.matches(&e.pod)) {
-                    bump(&mut s.anti, n.node(), &t.topology_key, 1);
+                    s.anti.bump(n.node(), &t.topology_key, 1);
                 }
             }
         }
@@ -112,9 +131,7 @@ impl FilterPlugin for InterPodAffinity {
             return Status::error(format!("reading {PRE_FILTER_STATE_KEY:?} from cycle state: not found"));
         };
         let n = node.node();
-        let count = |map: &HashMap<Domain, i64>, key: &str| {
-            label(n, key).and_then(|v| map.get(&(key.to_string(), v.to_string()))).copied().unwrap_or(0)
-        };
+        let count = |map: &DomainCounts, key: &str| label(n, key).and_then(|v| map.get(key, v)).unwrap_or(0);
         // Upstream's order, which decides the reason reported: the pod's own affinity, its own
         // anti-affinity, then existing pods' anti-affinity toward it.
         let req = &s.terms.required_affinity;
@@ -140,28 +157,28 @@ impl FilterPlugin for InterPodAffinity {
 /// Sums, per domain, the weights of preferred terms matched between the incoming pod and the pods already
 /// there (both directions; anti-affinity subtracts). Computed at PreFilter, which sees every node (scores
 /// count pods on all nodes, not only the feasible ones).
-fn preferred_scores(pod: &Pod, mine: &PodTerms, snapshot: &Snapshot) -> HashMap<Domain, i64> {
-    let mut scores: HashMap<Domain, i64> = HashMap::new();
+fn preferred_scores(pod: &Pod, mine: &PodTerms, snapshot: &Snapshot) -> DomainCounts {
+    let mut scores = DomainCounts::default();
     // Without preferred terms of its own, only existing pods with terms can add to a score.
     let own_preferred = !mine.preferred_affinity.is_empty() || !mine.preferred_anti_affinity.is_empty();
     for n in snapshot.nodes().iter().filter(|n| own_preferred || n.pods_with_pod_affinity() > 0) {
         for e in n.pods().iter().filter(|e| own_preferred || e.has_pod_affinity) {
-            let theirs = PodTerms::of(&e.pod);
+            let theirs = e.affinity_terms();
             let node = n.node();
             for t in mine.preferred_affinity.iter().filter(|t| t.matches(&e.pod)) {
-                bump(&mut scores, node, &t.topology_key, t.weight);
+                scores.bump(node, &t.topology_key, t.weight);
             }
             for t in mine.preferred_anti_affinity.iter().filter(|t| t.matches(&e.pod)) {
-                bump(&mut scores, node, &t.topology_key, -t.weight);
+                scores.bump(node, &t.topology_key, -t.weight);
             }
             for t in theirs.preferred_affinity.iter().filter(|t| t.matches(pod)) {
-                bump(&mut scores, node, &t.topology_key, t.weight);
+                scores.bump(node, &t.topology_key, t.weight);
             }
             for t in theirs.preferred_anti_affinity.iter().filter(|t| t.matches(pod)) {
-                bump(&mut scores, node, &t.topology_key, -t.weight);
+                scores.bump(node, &t.topology_key, -t.weight);
             }
             for t in theirs.required_affinity.iter().filter(|t| t.matches(pod)) {
-                bump(&mut scores, node, &t.topology_key, HARD_POD_AFFINITY_WEIGHT);
+                scores.bump(node, &t.topology_key, HARD_POD_AFFINITY_WEIGHT);
             }
         }
     }
@@ -171,7 +188,7 @@ fn preferred_scores(pod: &Pod, mine: &PodTerms, snapshot: &Snapshot) -> HashMap<
 impl PreScorePlugin for InterPodAffinity {
     /// Skips unless PreFilter found preferred terms that matter for this pod.
     fn pre_score(&self, state: &mut CycleState, _: &Pod, _: &[&NodeInfo], _: &Snapshot) -> Status {
-        match state.read::<HashMap<Domain, i64>>(PRE_SCORE_STATE_KEY) {
+        match state.read::<DomainCounts>(PRE_SCORE_STATE_KEY) {
             Some(scores) if !scores.is_empty() => Status::success(),
             _ => Status::skip(),
         }
@@ -180,11 +197,11 @@ impl PreScorePlugin for InterPodAffinity {
 
 impl ScorePlugin for InterPodAffinity {
     fn score(&self, state: &CycleState, _: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
-        let Some(scores) = state.read::<HashMap<Domain, i64>>(PRE_SCORE_STATE_KEY) else {
+        let Some(scores) = state.read::<DomainCounts>(PRE_SCORE_STATE_KEY) else {
             return Err(Status::error(format!("reading {PRE_SCORE_STATE_KEY:?} from cycle state: not found")));
         };
         let labels = node.node().metadata.labels.iter().flatten();
-        Ok(labels.into_iter().filter_map(|(k, v)| scores.get(&(k.clone(), v.clone()))).sum())
+        Ok(labels.into_iter().filter_map(|(k, v)| scores.get(k, v)).sum())
     }
 
     fn normalizer(&self) -> Option<&dyn NormalizeScorePlugin> {
@@ -194,7 +211,7 @@ impl ScorePlugin for InterPodAffinity {
 
 impl NormalizeScorePlugin for InterPodAffinity {
     /// `MAX * (s - min) / (max - min)`; all 0 when every node scored the same.
-    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore<'_>]) -> Status {
         let max = scores.iter().map(|s| s.score).max().unwrap_or(0);
         let min = scores.iter().map(|s| s.score).min().unwrap_or(0);
         for s in scores.iter_mut() {

@@ -169,7 +169,7 @@ impl ScorePlugin for NodeAffinity {
 }
 
 impl NormalizeScorePlugin for NodeAffinity {
-    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore<'_>]) -> Status {
         default_normalize_score(MAX_NODE_SCORE, false, scores);
         Status::success()
     }

@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::registry::{Handle, Result};
 use crate::framework::{
-    Code, CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, ScorePlugin, Snapshot, Status,
+    Code, CycleState, FilterPlugin, NodeInfo, Plugin, PreFilterPlugin, PreScorePlugin, ScorePlugin, Snapshot, Status,
 };
 use crate::plugins::resource_scoring::ScoringStrategy;
 use crate::resources::{self, Resource};
@@ -19,6 +19,8 @@ pub const ERR_REASON_MEMORY: &str = "Insufficient memory";
 pub const ERR_REASON_EPHEMERAL_STORAGE: &str = "Insufficient ephemeral-storage";
 /// CycleState key for the pod's requests computed at PreFilter.
 const PRE_FILTER_STATE_KEY: &str = "PreFilterNodeResourcesFit";
+/// CycleState key for the requests scoring counts, computed at PreScore.
+const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesFit";
 
 /// `NodeResourcesFitArgs` of `kubescheduler.config.k8s.io/v1`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
@@ -86,6 +88,9 @@ impl Plugin for NodeResourcesFit {
     fn as_filter(&self) -> Option<&dyn FilterPlugin> {
         Some(self)
     }
+    fn as_pre_score(&self) -> Option<&dyn PreScorePlugin> {
+        Some(self)
+    }
     fn as_score(&self) -> Option<&dyn ScorePlugin> {
         Some(self)
     }
@@ -151,29 +156,54 @@ impl FilterPlugin for NodeResourcesFit {
     }
 }
 
-/// `(requested, allocatable)` of one resource on the node with the pod added; cpu and memory count
-/// default requests for containers without any, as upstream's scorers do.
-fn amounts(resource: &str, pod: &Pod, node: &NodeInfo) -> (i64, i64) {
+/// The pod's requests as scoring counts them: cpu and memory with defaults for containers without any
+/// (as upstream's scorers do), everything else as requested.
+struct ScoreRequests {
+    non_zero: Resource,
+    requested: Resource,
+}
+
+impl ScoreRequests {
+    fn of(pod: &Pod) -> Self {
+        Self { non_zero: resources::pod_non_zero_requests(pod), requested: resources::pod_requests(pod) }
+    }
+}
+
+/// `(requested, allocatable)` of one resource on the node with the pod added.
+fn amounts(resource: &str, pod: &ScoreRequests, node: &NodeInfo) -> (i64, i64) {
     let alloc = node.allocatable();
     match resource {
-        "cpu" => (node.non_zero_requested().milli_cpu + resources::pod_non_zero_requests(pod).milli_cpu, alloc.milli_cpu),
-        "memory" => (node.non_zero_requested().memory + resources::pod_non_zero_requests(pod).memory, alloc.memory),
-        "ephemeral-storage" => {
-            (node.requested().ephemeral_storage + resources::pod_requests(pod).ephemeral_storage, alloc.ephemeral_storage)
-        }
+        "cpu" => (node.non_zero_requested().milli_cpu + pod.non_zero.milli_cpu, alloc.milli_cpu),
+        "memory" => (node.non_zero_requested().memory + pod.non_zero.memory, alloc.memory),
+        "ephemeral-storage" => (node.requested().ephemeral_storage + pod.requested.ephemeral_storage, alloc.ephemeral_storage),
         other => {
             let used = node.requested().scalar.get(other).copied().unwrap_or(0);
-            let asked = resources::pod_requests(pod).scalar.get(other).copied().unwrap_or(0);
+            let asked = pod.requested.scalar.get(other).copied().unwrap_or(0);
             (used + asked, alloc.scalar.get(other).copied().unwrap_or(0))
         }
     }
 }
 
+impl PreScorePlugin for NodeResourcesFit {
+    /// The pod's requests, parsed once rather than for every node scored.
+    fn pre_score(&self, state: &mut CycleState, pod: &Pod, _: &[&NodeInfo], _: &Snapshot) -> Status {
+        state.write(PRE_SCORE_STATE_KEY, ScoreRequests::of(pod));
+        Status::success()
+    }
+}
+
 impl ScorePlugin for NodeResourcesFit {
     /// The configured strategy over the configured resources (cpu and memory, weight 1, by default).
-    fn score(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
-        let amounts: Vec<(i64, i64)> = self.strategy.resources.iter().map(|r| amounts(&r.name, pod, node)).collect();
-        Ok(self.strategy.score(&amounts))
+    fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
+        let computed;
+        let req = match state.read::<ScoreRequests>(PRE_SCORE_STATE_KEY) {
+            Some(r) => r,
+            None => {
+                computed = ScoreRequests::of(pod);
+                &computed
+            }
+        };
+        Ok(self.strategy.score(self.strategy.resources.iter().map(|r| amounts(&r.name, req, node))))
     }
 }
 
@@ -243,8 +273,11 @@ mod tests {
             // A pod without requests counts 100m / 200Mi: cpu (4000-1100)/4000 → 72, memory (4096-1224)/4096 → 70.
             ("best-effort neighbour counts defaults", node_info(node("n", "4", "4Gi"), vec![pod("a")]), 71),
         ];
+        let mut pre_scored = CycleState::new();
+        assert!(NodeResourcesFit::default().pre_score(&mut pre_scored, &p, &[], &Snapshot::default()).is_success());
         for (name, ni, want) in cases {
             assert_eq!(NodeResourcesFit::default().score(&state, &p, &ni), Ok(want), "case {name}");
+            assert_eq!(NodeResourcesFit::default().score(&pre_scored, &p, &ni), Ok(want), "case {name}, requests from PreScore");
         }
     }
 

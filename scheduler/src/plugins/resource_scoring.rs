@@ -104,9 +104,9 @@ impl ScoringStrategy {
 
     /// The node's score from `(requested, allocatable)` per configured resource, in the order of
     /// `resources`; resources the node lacks are left out of the average.
-    pub fn score(&self, amounts: &[(i64, i64)]) -> i64 {
+    pub fn score(&self, amounts: impl IntoIterator<Item = (i64, i64)>) -> i64 {
         let (mut total, mut weights) = (0, 0);
-        for (r, &(requested, capacity)) in self.resources.iter().zip(amounts) {
+        for (r, (requested, capacity)) in self.resources.iter().zip(amounts) {
             if capacity <= 0 {
                 continue;
             }
@@ -182,7 +182,7 @@ mod tests {
             ("missing resource left out", strategy(LEAST_ALLOCATED, &[]), [(0, 4), (5, 0)], 100),
         ];
         for (name, s, amounts, want) in cases {
-            assert_eq!(s.score(&amounts), want, "case {name}");
+            assert_eq!(s.score(amounts.iter().copied()), want, "case {name}");
         }
     }
 

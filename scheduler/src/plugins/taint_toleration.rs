@@ -67,7 +67,7 @@ impl ScorePlugin for TaintToleration {
 }
 
 impl NormalizeScorePlugin for TaintToleration {
-    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(&self, _: &CycleState, _: &Pod, scores: &mut [NodeScore<'_>]) -> Status {
         default_normalize_score(MAX_NODE_SCORE, true, scores);
         Status::success()
     }
@@ -123,7 +123,7 @@ mod tests {
         let soft = TaintToleration.score(&state, &p, &node_info(tainted("PreferNoSchedule"), vec![]));
         let tolerated = TaintToleration.score(&state, &tolerating("db"), &node_info(tainted("PreferNoSchedule"), vec![]));
         assert_eq!((clean, soft, tolerated), (Ok(0), Ok(1), Ok(0)));
-        let mut scores = vec![NodeScore { name: "a".into(), score: 0 }, NodeScore { name: "b".into(), score: 1 }];
+        let mut scores = vec![NodeScore { name: "a", score: 0 }, NodeScore { name: "b", score: 1 }];
         TaintToleration.normalize_score(&state, &p, &mut scores);
         assert_eq!((scores[0].score, scores[1].score), (100, 0));
     }

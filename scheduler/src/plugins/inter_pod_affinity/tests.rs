@@ -133,7 +133,7 @@ fn preferred_affinity_scores_the_domain_with_matching_pods() {
     assert!(InterPodAffinity.pre_score(&mut state, &p, &nodes, &snapshot).is_success());
     let mut scores: Vec<NodeScore> = nodes
         .iter()
-        .map(|n| NodeScore { name: n.name().into(), score: InterPodAffinity.score(&state, &p, n).unwrap_or(-1) })
+        .map(|n| NodeScore { name: n.name(), score: InterPodAffinity.score(&state, &p, n).unwrap_or(-1) })
         .collect();
     assert!(InterPodAffinity.normalize_score(&state, &p, &mut scores).is_success());
     assert_eq!(scores.iter().map(|s| s.score).collect::<Vec<_>>(), vec![0, 100]);

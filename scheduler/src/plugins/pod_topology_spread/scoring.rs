@@ -125,14 +125,14 @@ impl ScorePlugin for PodTopologySpread {
 impl NormalizeScorePlugin for PodTopologySpread {
     /// `MAX * (max + min - s) / max` over the scored nodes: the least crowded gets the top score; nodes
     /// missing a topology key get 0.
-    fn normalize_score(&self, state: &CycleState, _: &Pod, scores: &mut [NodeScore]) -> Status {
+    fn normalize_score(&self, state: &CycleState, _: &Pod, scores: &mut [NodeScore<'_>]) -> Status {
         let empty = HashSet::new();
         let ignored = state.read::<PreScoreState>(PRE_SCORE_STATE_KEY).map_or(&empty, |s| &s.ignored);
-        let counted = || scores.iter().filter(|s| !ignored.contains(&s.name)).map(|s| s.score);
+        let counted = || scores.iter().filter(|s| !ignored.contains(s.name)).map(|s| s.score);
         let max = counted().max().unwrap_or(0);
         let min = counted().min().unwrap_or(0);
         for s in scores.iter_mut() {
-            s.score = if ignored.contains(&s.name) {
+            s.score = if ignored.contains(s.name) {
                 0
             } else if max == 0 {
                 MAX_NODE_SCORE

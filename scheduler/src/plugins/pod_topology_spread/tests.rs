@@ -16,7 +16,7 @@ fn scores(p: &Pod, nodes: &[NodeInfo]) -> Vec<i64> {
     assert!(PodTopologySpread::default().pre_score(&mut state, p, &refs, &Snapshot::new(nodes.to_vec())).is_success());
     let mut out: Vec<NodeScore> = nodes
         .iter()
-        .map(|n| NodeScore { name: n.name().into(), score: PodTopologySpread::default().score(&state, p, n).unwrap_or(-1) })
+        .map(|n| NodeScore { name: n.name(), score: PodTopologySpread::default().score(&state, p, n).unwrap_or(-1) })
         .collect();
     PodTopologySpread::default().normalize_score(&state, p, &mut out);
     out.into_iter().map(|s| s.score).collect()
@@ -108,7 +108,7 @@ fn own_scores(p: &Pod, all: &Snapshot, feasible: &[&str]) -> (Vec<i64>, Vec<i64>
     let nodes: Vec<&NodeInfo> = feasible.iter().filter_map(|n| all.get(n)).collect();
     assert!(plugin.pre_score(&mut state, p, &nodes, all).is_success(), "pre-score runs");
     let mut out: Vec<NodeScore> =
-        nodes.iter().map(|n| NodeScore { name: n.name().into(), score: plugin.score(&state, p, n).unwrap_or(-1) }).collect();
+        nodes.iter().map(|n| NodeScore { name: n.name(), score: plugin.score(&state, p, n).unwrap_or(-1) }).collect();
     let raw = out.iter().map(|s| s.score).collect();
     assert!(plugin.normalize_score(&state, p, &mut out).is_success());
     (raw, out.into_iter().map(|s| s.score).collect())

@@ -19,12 +19,13 @@ fn place_batch(nodes: &[Node], template: &Pod, count: usize, key: &str) -> BTree
         (Arc::new(NodeResourcesFit::default()) as Arc<dyn Plugin>, 1),
     ]);
     let cache = SchedulerCache::new();
-    let nodes: Vec<Arc<Node>> = nodes.iter().cloned().map(Arc::new).collect();
+    cache.resync_nodes(&nodes.iter().cloned().map(Arc::new).collect::<Vec<_>>());
+    cache.resync_pods(&[]);
     let mut per_domain = BTreeMap::new();
     for i in 0..count {
         let mut p = template.clone();
         p.metadata.name = Some(format!("web-{i}"));
-        let snapshot = cache.snapshot(&nodes, &[]);
+        let snapshot = cache.snapshot();
         let chosen = framework.schedule(&p, &snapshot);
         let Ok(chosen) = chosen else { panic!("pod {i} did not schedule: {chosen:?}") };
         let domain = snapshot.get(&chosen).and_then(|n| n.node().metadata.labels.as_ref()?.get(key).cloned()).unwrap_or_default();

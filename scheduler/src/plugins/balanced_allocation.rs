@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 
 use crate::framework::registry::{Handle, Result};
 use crate::framework::{CycleState, MAX_NODE_SCORE, NodeInfo, Plugin, PreScorePlugin, ScorePlugin, Snapshot, Status};
-use crate::resources::{self, Resource};
+use crate::resources;
 
 pub const NAME: &str = "NodeResourcesBalancedAllocation";
 const PRE_SCORE_STATE_KEY: &str = "PreScoreNodeResourcesBalancedAllocation";
@@ -58,14 +58,7 @@ fn balanced_score(fractions: &[f64]) -> i64 {
 
 impl ScorePlugin for BalancedAllocation {
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
-        let computed;
-        let req = match state.read::<Resource>(PRE_SCORE_STATE_KEY) {
-            Some(r) => r,
-            None => {
-                computed = resources::pod_requests(pod);
-                &computed
-            }
-        };
+        let req = state.read_or(PRE_SCORE_STATE_KEY, || resources::pod_requests(pod));
         let used = node.requested();
         let alloc = node.allocatable();
         let fractions: Vec<f64> = [(used.milli_cpu + req.milli_cpu, alloc.milli_cpu), (used.memory + req.memory, alloc.memory)]

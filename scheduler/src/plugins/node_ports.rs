@@ -82,14 +82,7 @@ impl PreFilterPlugin for NodePorts {
 
 impl FilterPlugin for NodePorts {
     fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let computed;
-        let wanted = match state.read::<Vec<HostPort>>(PRE_FILTER_STATE_KEY) {
-            Some(w) => w,
-            None => {
-                computed = host_ports(pod);
-                &computed
-            }
-        };
+        let wanted = state.read_or(PRE_FILTER_STATE_KEY, || host_ports(pod));
         let taken = node.pods().iter().flat_map(|p| host_ports(&p.pod));
         let clash = taken.into_iter().any(|used| wanted.iter().any(|w| w.conflicts(&used)));
         if clash { Status::unschedulable(ERR_REASON) } else { Status::success() }

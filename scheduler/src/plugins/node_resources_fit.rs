@@ -139,15 +139,8 @@ fn shortfalls(req: &Resource, node: &NodeInfo, args: &NodeResourcesFitArgs) -> V
 
 impl FilterPlugin for NodeResourcesFit {
     fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status {
-        let computed;
-        let req = match state.read::<Resource>(PRE_FILTER_STATE_KEY) {
-            Some(r) => r,
-            None => {
-                computed = resources::pod_requests(pod);
-                &computed
-            }
-        };
-        let missing = shortfalls(req, node, &self.args);
+        let req = state.read_or(PRE_FILTER_STATE_KEY, || resources::pod_requests(pod));
+        let missing = shortfalls(&req, node, &self.args);
         if missing.is_empty() {
             return Status::success();
         }
@@ -158,6 +151,7 @@ impl FilterPlugin for NodeResourcesFit {
 
 /// The pod's requests as scoring counts them: cpu and memory with defaults for containers without any
 /// (as upstream's scorers do), everything else as requested.
+#[derive(Clone)]
 struct ScoreRequests {
     non_zero: Resource,
     requested: Resource,
@@ -195,15 +189,8 @@ impl PreScorePlugin for NodeResourcesFit {
 impl ScorePlugin for NodeResourcesFit {
     /// The configured strategy over the configured resources (cpu and memory, weight 1, by default).
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> std::result::Result<i64, Status> {
-        let computed;
-        let req = match state.read::<ScoreRequests>(PRE_SCORE_STATE_KEY) {
-            Some(r) => r,
-            None => {
-                computed = ScoreRequests::of(pod);
-                &computed
-            }
-        };
-        Ok(self.strategy.score(self.strategy.resources.iter().map(|r| amounts(&r.name, req, node))))
+        let req = state.read_or(PRE_SCORE_STATE_KEY, || ScoreRequests::of(pod));
+        Ok(self.strategy.score(self.strategy.resources.iter().map(|r| amounts(&r.name, &req, node))))
     }
 }
 

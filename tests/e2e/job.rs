@@ -47,6 +47,18 @@ async fn wait_finalizers_released(ns: &TestNamespace, job: &str) -> anyhow::Resu
     .await
 }
 
+/// Waits until events about the job carry every one of `reasons`. Controllers write events in the
+/// background, so the last ones may land after the condition the test waited for.
+async fn wait_job_events(ns: &TestNamespace, job: &str, reasons: &[&str]) -> anyhow::Result<String> {
+    let selector = format!("involvedObject.name={job}");
+    let selector = selector.as_str();
+    wait::until(&format!("events {reasons:?} about job {job}"), ROLLOUT_TIMEOUT, || async {
+        let events = ns.kubectl(&["get", "events", "--field-selector", selector, "-o", "custom-columns=REASON:.reason"]).await?;
+        Ok(if reasons.iter().all(|r| events.contains(r)) { Ok(events) } else { Err(format!("events so far: {events}")) })
+    })
+    .await
+}
+
 fn busybox_job(name: &str, spec: serde_json::Value, script: &str) -> serde_json::Value {
     let mut manifest = serde_json::json!({
         "metadata": { "name": name },
@@ -91,8 +103,7 @@ async fn job_runs_pods_to_completion() -> anyhow::Result<()> {
         let owner = pod.metadata.owner_references.iter().flatten().find(|r| r.controller == Some(true));
         assert_eq!(owner.map(|r| (r.kind.as_str(), r.name.as_str())), Some(("Job", "three")), "{name} is controlled by the job");
     }
-    let events = ns.kubectl(&["get", "events", "--field-selector", "involvedObject.name=three", "-o", "custom-columns=REASON:.reason"]).await?;
-    assert!(events.contains("SuccessfulCreate") && events.contains("Completed"), "events: {events}");
+    wait_job_events(&ns, "three", &["SuccessfulCreate", "Completed"]).await?;
     Ok(())
 }
 
@@ -115,8 +126,7 @@ async fn failing_job_stops_at_its_backoff_limit() -> anyhow::Result<()> {
 
     let pods = wait_finalizers_released(&ns, "doomed").await?;
     assert_eq!(pods.iter().filter(|p| phase(p) == "Failed").count(), 2, "two failed pods: {}", describe(&pods));
-    let events = ns.kubectl(&["get", "events", "--field-selector", "involvedObject.name=doomed", "-o", "custom-columns=REASON:.reason"]).await?;
-    assert!(events.contains("BackoffLimitExceeded"), "events: {events}");
+    wait_job_events(&ns, "doomed", &["BackoffLimitExceeded"]).await?;
     Ok(())
 }
 

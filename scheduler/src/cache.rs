@@ -159,9 +159,8 @@ impl SchedulerCache {
             }
             keys.insert(key);
         }
-        let bound = std::mem::take(&mut st.bound);
-        st.assumed.retain(|key, _| keys.contains(key) && !bound.contains_key(key));
-        st.bound = bound;
+        let State { assumed, bound, .. } = &mut *st;
+        assumed.retain(|key, _| keys.contains(key) && !bound.contains_key(key));
         st.rebuild = true;
         st.pods_synced = true;
         drop(st);

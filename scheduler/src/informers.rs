@@ -54,8 +54,7 @@ pub struct EventHandlers {
     pub queue: Arc<SchedulingQueue>,
     pub cache: Arc<SchedulerCache>,
     nodes_seen: Mutex<HashMap<String, NodeFingerprint>>,
-    /// The reflector stores the events came through: the cache and queue share their objects rather
-    /// than copies, and each relist resyncs the cache from them.
+    /// The reflector stores the events came through.
     pods: Store<Pod>,
     nodes: Store<Node>,
 }
@@ -70,26 +69,25 @@ fn depends_on_other_pods(pod: &Pod) -> bool {
 }
 
 impl EventHandlers {
+    /// Handlers for one profile over empty stores (the tests feed them events directly).
+    #[cfg(test)]
     pub fn new(scheduler_name: String, queue: Arc<SchedulingQueue>, cache: Arc<SchedulerCache>) -> Self {
-        Self::for_profiles(vec![scheduler_name], queue, cache)
-    }
-
-    /// Handlers queueing the pods of every listed profile.
-    pub fn for_profiles(scheduler_names: Vec<String>, queue: Arc<SchedulingQueue>, cache: Arc<SchedulerCache>) -> Self {
         let (pods, _) = reflector::store();
         let (nodes, _) = reflector::store();
+        Self::for_profiles(vec![scheduler_name], queue, cache, pods, nodes)
+    }
+
+    /// Handlers queueing the pods of every listed profile. `pods` and `nodes` are the stores the watch
+    /// events are applied to: the cache and queue share their objects, and each relist resyncs the cache
+    /// from them.
+    pub fn for_profiles(
+        scheduler_names: Vec<String>,
+        queue: Arc<SchedulingQueue>,
+        cache: Arc<SchedulerCache>,
+        pods: Store<Pod>,
+        nodes: Store<Node>,
+    ) -> Self {
         Self { scheduler_names, queue, cache, nodes_seen: Mutex::default(), pods, nodes }
-    }
-
-    /// Shares the objects of these stores, the ones the watch events are applied to.
-    pub fn with_stores(self, pods: Store<Pod>, nodes: Store<Node>) -> Self {
-        Self { pods, nodes, ..self }
-    }
-
-    /// The store's copy of this very version of the pod (the reflector applied it before handing on the
-    /// event), or a copy of our own when the store does not hold that version.
-    fn shared_pod(&self, pod: &Pod) -> Arc<Pod> {
-        shared(&self.pods, pod)
     }
 
     pub fn on_pod(&self, event: &Event<Pod>) {
@@ -98,16 +96,16 @@ impl EventHandlers {
                 let key = pod_key(pod);
                 // During a relist the store only takes the new objects at its end (InitDone, which
                 // resyncs the cache), so it has no version of them to share yet.
-                let shared = match event {
+                let object = match event {
                     Event::Apply(_) => {
-                        let shared = self.shared_pod(pod);
-                        self.cache.pod_applied(shared.clone());
-                        shared
+                        let object = shared(&self.pods, pod);
+                        self.cache.pod_applied(object.clone());
+                        object
                     }
                     _ => Arc::new(pod.clone()),
                 };
                 if !is_assigned(pod) && responsible_for_any(pod, &self.scheduler_names) {
-                    self.queue.add_or_update(shared);
+                    self.queue.add_or_update(object);
                 } else {
                     self.queue.delete(&key);
                     if is_assigned(pod) {
@@ -169,7 +167,8 @@ impl EventHandlers {
     }
 }
 
-/// The store's object for exactly this version of `obj`, or a copy when it holds another (or none).
+/// The store's object for exactly this version of `obj` (the reflector applied it before handing on the
+/// event), or a copy when the store holds another version (or none).
 fn shared<K>(store: &Store<K>, obj: &K) -> Arc<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + 'static,

@@ -184,7 +184,7 @@ async fn main() -> anyhow::Result<()> {
     let cache = Arc::new(SchedulerCache::new());
     let (node_store, node_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
-    let handlers = Arc::new(EventHandlers::for_profiles(names, queue.clone(), cache.clone()).with_stores(pod_store.clone(), node_store.clone()));
+    let handlers = Arc::new(EventHandlers::for_profiles(names, queue.clone(), cache.clone(), pod_store.clone(), node_store.clone()));
     let scheduler = Arc::new(Scheduler {
         profiles,
         queue: queue.clone(),

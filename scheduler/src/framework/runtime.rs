@@ -254,7 +254,6 @@ impl Cycle<'_> {
             return Ok((only.name().to_string(), state));
         }
         let totals = self.score(&mut state, pod, &feasible, snapshot, ex)?;
-        let totals: Vec<NodeScore<'_>> = feasible.iter().zip(totals).map(|(n, score)| NodeScore { name: n.name(), score }).collect();
         let node = select_host(&totals, &mut rand::rng()).ok_or_else(|| Failure::Error("no node left after scoring".into()))?;
         Ok((node, state))
     }
@@ -284,7 +283,14 @@ impl Cycle<'_> {
 
     /// Scores the feasible nodes: each plugin's scores normalized, checked, weighted and summed.
     /// The weighted totals, in the order of `nodes`.
-    fn score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo], snapshot: &Snapshot, ex: &mut Explanation) -> Result<Vec<i64>, Failure> {
+    fn score<'n>(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        nodes: &[&'n NodeInfo],
+        snapshot: &Snapshot,
+        ex: &mut Explanation,
+    ) -> Result<Vec<NodeScore<'n>>, Failure> {
         let mut skip = BTreeSet::new();
         for e in self.at(Point::PreScore) {
             let Some(ps) = e.plugin.as_pre_score() else { continue };
@@ -295,8 +301,8 @@ impl Cycle<'_> {
                 return Err(Failure::Error(format!("running PreScore plugin {:?}: {}", e.name(), s.message())));
             }
         }
-        let mut totals = vec![0_i64; nodes.len()];
-        let mut scores: Vec<NodeScore<'_>> = nodes.iter().map(|n| NodeScore { name: n.name(), score: 0 }).collect();
+        let mut totals: Vec<NodeScore<'n>> = nodes.iter().map(|n| NodeScore { name: n.name(), score: 0 }).collect();
+        let mut scores = totals.clone();
         // Each plugin's normalized scores, node by node, for the explanation.
         let mut by_plugin: Vec<(&'static str, i64, Vec<i64>)> = Vec::new();
         for e in self.at(Point::Score) {
@@ -324,25 +330,25 @@ impl Cycle<'_> {
                 )));
             }
             for (total, s) in totals.iter_mut().zip(&scores) {
-                *total += s.score * e.weight;
+                total.score += s.score * e.weight;
             }
             by_plugin.push((e.name(), e.weight, scores.iter().map(|s| s.score).collect()));
         }
-        ex.candidates = best_candidates(nodes, &totals, &by_plugin);
+        ex.candidates = best_candidates(&totals, &by_plugin);
         Ok(totals)
     }
 }
 
 /// The [`EXPLAINED_CANDIDATES`] best nodes by total (ties by name), each with every plugin's part.
-fn best_candidates(nodes: &[&NodeInfo], totals: &[i64], by_plugin: &[(&'static str, i64, Vec<i64>)]) -> Vec<Candidate> {
-    let mut order: Vec<usize> = (0..nodes.len()).collect();
-    order.sort_unstable_by(|&a, &b| totals[b].cmp(&totals[a]).then_with(|| nodes[a].name().cmp(nodes[b].name())));
+fn best_candidates(totals: &[NodeScore<'_>], by_plugin: &[(&'static str, i64, Vec<i64>)]) -> Vec<Candidate> {
+    let mut order: Vec<usize> = (0..totals.len()).collect();
+    order.sort_unstable_by(|&a, &b| totals[b].score.cmp(&totals[a].score).then_with(|| totals[a].name.cmp(totals[b].name)));
     order.truncate(EXPLAINED_CANDIDATES);
     order
         .into_iter()
         .map(|i| Candidate {
-            node: nodes[i].name().to_string(),
-            total: totals[i],
+            node: totals[i].name.to_string(),
+            total: totals[i].score,
             scores: by_plugin
                 .iter()
                 .map(|(plugin, weight, scores)| PluginScore {

@@ -179,7 +179,8 @@ fn header(args: &Args, replicas: usize, started: jiff::Timestamp) -> String {
          (b) no kubelets run: the benchmark marks every pod Ready (status patch, {conc} in flight) once (a) is \
          done, waits until the Deployment is available, then times the rollout with the marker still on\n\
          pods/s: pods created (a, b) or deleted (c) per second; % of raw ceiling: against the benchmark's own \
-         pod creates at {conc} in flight; peak RSS: VmHWM at the end of the case\n\n",
+         pod creates at {conc} in flight; CPU s: the manager's user + system time during the case; peak RSS: \
+         VmHWM at the end of the case\n\n",
         quick = if args.quick { ", --quick" } else { "" },
         cpus = std::thread::available_parallelism().map_or(0, |n| n.get()),
         load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
@@ -273,6 +274,11 @@ async fn cases(
     let watch = PodWatch::start(Api::namespaced(client.clone(), ns), concurrency).await?;
     let name = child.name().to_string();
     let mut abort = || child.exited();
+    // What a case cost the manager: its peak RSS so far and the CPU time used since `cpu_before`.
+    let usage = |result: &mut CaseResult, cpu_before: Option<f64>| {
+        result.peak_rss_mib = managers::peak_rss_mib(work_dir, &name);
+        result.cpu_seconds = managers::cpu_seconds(work_dir, &name).zip(cpu_before).map(|(after, before)| after - before);
+    };
 
     // Warm-up: one pod created and garbage-collected again, so every informer of the manager is synced.
     let warm = objects::deployment("warmup", "bench-warmup", 1)?;
@@ -291,12 +297,13 @@ async fn cases(
     // (a)
     eprintln!("[{}] (a) creating a Deployment of {n}", m.name());
     let d = objects::deployment("bench", "bench", n as i32)?;
+    let cpu_before = managers::cpu_seconds(work_dir, &name);
     let t0 = Instant::now();
     deployments.create(&PostParams::default(), &d).await.context("failed to create the Deployment")?;
     let seen =
         watch.wait(t0 + timeout, &mut abort, |p: &pods::PodSet| p.total() >= n).await.map_err(anyhow::Error::msg)?;
     results[0].elapsed = Some(seen - t0);
-    results[0].peak_rss_mib = managers::peak_rss_mib(work_dir, &name);
+    usage(&mut results[0], cpu_before);
 
     // (b): every pod Ready and the Deployment available first (untimed), then the rollout.
     eprintln!("[{}] (b) marking pods Ready, waiting for the Deployment to be available", m.name());
@@ -310,6 +317,7 @@ async fn cases(
     }
     let old: HashSet<String> = pods::lock(&watch.pods).hashes();
     eprintln!("[{}] (b) rolling update", m.name());
+    let cpu_before = managers::cpu_seconds(work_dir, &name);
     let t0 = Instant::now();
     deployments
         .patch("bench", &PatchParams::default(), &Patch::Strategic(objects::rollout_patch(2)))
@@ -320,19 +328,20 @@ async fn cases(
         .await
         .map_err(anyhow::Error::msg)?;
     results[1].elapsed = Some(seen - t0);
-    results[1].peak_rss_mib = managers::peak_rss_mib(work_dir, &name);
+    usage(&mut results[1], cpu_before);
     if let Some(e) = pods::lock(&watch.pods).patch_errors.first() {
         eprintln!("[{}] some Ready patches failed, first: {e}", m.name());
     }
 
     // (c)
     eprintln!("[{}] (c) deleting the Deployment", m.name());
+    let cpu_before = managers::cpu_seconds(work_dir, &name);
     let t0 = Instant::now();
     deployments.delete("bench", &background()).await.context("failed to delete the Deployment")?;
     let seen =
         watch.wait(t0 + timeout, &mut abort, |p: &pods::PodSet| p.total() == 0).await.map_err(anyhow::Error::msg)?;
     results[2].elapsed = Some(seen - t0);
-    results[2].peak_rss_mib = managers::peak_rss_mib(work_dir, &name);
+    usage(&mut results[2], cpu_before);
     Ok(())
 }
 

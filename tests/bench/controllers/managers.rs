@@ -79,19 +79,43 @@ impl Launcher {
     }
 }
 
-/// The peak resident set (VmHWM) of the child `name` in MiB, read through the PID file crate::process
-/// writes; None once the process is gone.
-pub fn peak_rss_mib(work_dir: &Path, name: &str) -> Option<f64> {
+/// The `/proc/<pid>/` directory of the child `name`, through the PID file crate::process writes.
+fn proc_dir(work_dir: &Path, name: &str) -> Option<PathBuf> {
     let pid_file = std::fs::read_to_string(work_dir.join("run").join(format!("child-{name}.pid"))).ok()?;
     let pid = pid_file.split_whitespace().next()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(PathBuf::from(format!("/proc/{pid}")))
+}
+
+/// The peak resident set (VmHWM) of the child `name` in MiB; None once the process is gone.
+pub fn peak_rss_mib(work_dir: &Path, name: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(proc_dir(work_dir, name)?.join("status")).ok()?;
     parse_vm_hwm_kib(&status).map(|kib| kib as f64 / 1024.0)
 }
+
+/// The CPU time (user + system, all threads) the child `name` has used so far, in seconds; a case's
+/// cost is the difference across it. None once the process is gone.
+pub fn cpu_seconds(work_dir: &Path, name: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(proc_dir(work_dir, name)?.join("stat")).ok()?;
+    parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / USER_HZ)
+}
+
+/// Clock ticks per second in /proc/PID/stat: the kernel's user-visible HZ, 100 on every Linux ABI.
+const USER_HZ: f64 = 100.0;
 
 /// The VmHWM line of /proc/PID/status, in KiB.
 fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// utime + stime of /proc/PID/stat, in clock ticks. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`: utime and stime are the 12th and 13th after it.
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
 }
 
 #[cfg(test)]
@@ -107,6 +131,11 @@ mod tests {
         ];
         for (name, status, want) in cases {
             assert_eq!(parse_vm_hwm_kib(status), want, "{name}");
+        }
+        let stat = "4242 (rudder (x) y) S 1 4242 4242 0 -1 4194560 9012 0 0 0 350 125 0 0 20 0 12 0 100 1 1";
+        let cases = [("parenthesised name", stat, Some(475)), ("truncated", "4242 (x) S 1 2", None), ("garbled", "x", None)];
+        for (name, stat, want) in cases {
+            assert_eq!(parse_cpu_ticks(stat), want, "{name}");
         }
         assert_eq!(Manager::parse("kube"), Some(Manager::Kube));
         assert_eq!(Manager::parse("rudder-controllers"), Some(Manager::Rudder));

@@ -1,6 +1,7 @@
 //! The garbage collector: deletes objects whose owners are gone, and carries out foreground
 //! deletion and orphaning, for every resource kind discovery reports.
 
+mod absent_owners;
 mod decide;
 mod graph;
 mod monitors;

@@ -10,6 +10,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
+use super::absent_owners::AbsentOwners;
 use super::graph::{Graph, Node};
 use super::queue::Queue;
 use crate::discovery::{self, Resource};
@@ -53,13 +54,14 @@ pub struct Monitors {
     pub graph: Arc<Mutex<Graph>>,
     pub queue: Queue,
     pub kinds: Kinds,
+    pub absent_owners: Arc<AbsentOwners>,
     /// Count of monitors started, and of those that have completed their first list.
     synced: watch::Sender<(usize, usize)>,
 }
 
 impl Monitors {
     pub fn new(client: kube::Client, graph: Arc<Mutex<Graph>>, queue: Queue) -> Self {
-        Self { client, graph, queue, kinds: Kinds::default(), synced: watch::channel((0, 0)).0 }
+        Self { client, graph, queue, kinds: Kinds::default(), absent_owners: Arc::default(), synced: watch::channel((0, 0)).0 }
     }
 
     /// Discovers kinds and starts a monitor for each new one, now and every minute; reports the

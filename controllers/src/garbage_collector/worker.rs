@@ -40,6 +40,10 @@ async fn owner_state(m: &Monitors, dependent: &Node, owner: &OwnerReference) -> 
     let Some(resource) = m.kinds.get(&owner.api_version, &owner.kind) else {
         return Err(Error::UnknownKind(format!("{}/{}", owner.api_version, owner.kind)));
     };
+    let namespace = dependent.namespace.as_deref().filter(|_| resource.namespaced).unwrap_or("");
+    if m.absent_owners.contains(namespace, &owner.uid) {
+        return Ok(OwnerState::Absent);
+    }
     let api = api_for(m, &resource, dependent.namespace.as_deref());
     match api.get_metadata_opt(&owner.name).await {
         Ok(Some(found)) if found.metadata.uid.as_deref() == Some(owner.uid.as_str()) => {
@@ -47,7 +51,10 @@ async fn owner_state(m: &Monitors, dependent: &Node, owner: &OwnerReference) -> 
                 && found.metadata.finalizers.iter().flatten().any(|f| f == FOREGROUND);
             Ok(if waiting { OwnerState::WaitingForDependents } else { OwnerState::Exists })
         }
-        Ok(_) => Ok(OwnerState::Absent),
+        Ok(_) => {
+            m.absent_owners.insert(namespace, &owner.uid);
+            Ok(OwnerState::Absent)
+        }
         Err(source) => Err(Error::Api { action: "look up owner", object: format!("{} {}", owner.kind, owner.name), source }),
     }
 }
@@ -79,7 +86,8 @@ async fn attempt_to_delete(m: &Monitors, uid: &str) -> Result<(), Error> {
                 preconditions: Some(Preconditions { uid: Some(node.uid.clone()), resource_version: None }),
                 ..Default::default()
             };
-            tracing::info!(kind = %node.resource.api.kind, namespace = node.namespace.as_deref().unwrap_or(""), name = %node.name, ?policy, "deleting object whose owners are gone");
+            // Per object, so debug: a cascading delete of thousands would flood the log at info.
+            tracing::debug!(kind = %node.resource.api.kind, namespace = node.namespace.as_deref().unwrap_or(""), name = %node.name, ?policy, "deleting object whose owners are gone");
             match api_for(m, &node.resource, node.namespace.as_deref()).delete(&node.name, &params).await {
                 Ok(_) => Ok(()),
                 // Gone already, or the name now belongs to a newer object: nothing to do.

@@ -51,8 +51,19 @@ pub struct Expectations {
     pending: Mutex<HashMap<String, Pending>>,
     /// Pods the watch has shown us recently, so a pod created and deleted before the replica set
     /// was next synced still counts as observed.
-    observed: Mutex<HashMap<PodKey, Instant>>,
+    observed: Mutex<Observed>,
 }
+
+/// Recently watched pods, pruned of entries older than the TTL at most once per [`PRUNE_EVERY`]:
+/// pruning on every event would walk the whole map per pod event, quadratic in a burst of creates.
+#[derive(Debug, Default)]
+struct Observed {
+    at: HashMap<PodKey, Instant>,
+    pruned: Option<Instant>,
+}
+
+/// How often the observed pods are pruned; entries live between the TTL and the TTL plus this.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 impl Expectations {
     /// Records that `rs` created the pod `key`.
@@ -74,8 +85,11 @@ impl Expectations {
     /// Notes a pod event from the watch.
     pub fn observe(&self, key: PodKey, now: Instant) {
         let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
-        observed.retain(|_, at| now.duration_since(*at) < EXPECTATION_TTL);
-        observed.insert(key, now);
+        if observed.pruned.is_none_or(|last| now.duration_since(last) >= PRUNE_EVERY) {
+            observed.at.retain(|_, at| now.duration_since(*at) < EXPECTATION_TTL);
+            observed.pruned = Some(now);
+        }
+        observed.at.insert(key, now);
     }
 
     /// Forgets everything about `rs` (it was deleted).
@@ -89,7 +103,7 @@ impl Expectations {
         let observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
         let mut pending = self.lock_pending();
         let Some(entry) = pending.get_mut(rs) else { return true };
-        entry.creates.retain(|key| !observed.contains_key(key) && lookup(key) == Seen::Absent);
+        entry.creates.retain(|key| !observed.at.contains_key(key) && lookup(key) == Seen::Absent);
         entry.deletes.retain(|key, uid| matches!(lookup(key), Seen::Present { uid: seen, deleting: false } if &seen == uid));
         let expired = entry.since.is_some_and(|since| now.duration_since(since) >= EXPECTATION_TTL);
         if entry.creates.is_empty() && entry.deletes.is_empty() || expired {
@@ -151,6 +165,21 @@ mod tests {
             e.expect_delete("ns/rs", key("p1"), "u1".into(), t0);
             assert_eq!(e.satisfied("ns/rs", t0, |_| seen.clone()), want, "{name}");
         }
+    }
+
+    #[test]
+    fn observations_are_pruned_after_the_ttl() {
+        let e = Expectations::default();
+        let t0 = Instant::now();
+        e.observe(key("p1"), t0);
+        e.observe(key("p2"), t0 + Duration::from_secs(1));
+        let later = t0 + EXPECTATION_TTL + PRUNE_EVERY;
+        e.observe(key("p3"), later);
+        e.expect_create("ns/rs", key("p1"), later);
+        assert!(!e.satisfied("ns/rs", later, |_| Seen::Absent), "p1's old observation was pruned");
+        e.expect_create("ns/rs", key("p3"), later);
+        e.observe(key("p1"), later);
+        assert!(e.satisfied("ns/rs", later, |_| Seen::Absent), "fresh observations count");
     }
 
     #[test]

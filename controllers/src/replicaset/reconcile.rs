@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use k8s_openapi::jiff::Timestamp;
@@ -90,9 +90,7 @@ pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Context>) -> Res
     let written = updated.to_replica_set().status.unwrap_or_default();
     if status::differs(rs.status.as_ref(), &written) {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
-        api.replace_status(&name, &PostParams::default(), &updated)
-            .await
-            .map_err(|source| Error::Status { owner: label.clone(), source })?;
+        write_status(&api, &name, updated, new_status.clone()).await.map_err(|source| Error::Status { owner: label.clone(), source })?;
     }
     if let Some(error) = manage_error {
         return Err(error);
@@ -104,6 +102,19 @@ pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Context>) -> Res
         return Ok(Action::requeue(Duration::from_secs(u64::try_from(min_ready).unwrap_or(1) + 1)));
     }
     Ok(Action::await_change())
+}
+
+/// Replaces the owner's status; when the cached copy was stale (our own previous write, not yet
+/// seen by the watch), reads the owner again and retries once, as upstream does, instead of failing
+/// the sync and waiting out a requeue.
+async fn write_status<K: ReplicaOwner>(api: &Api<K>, name: &str, updated: K, status: ReplicaSetStatus) -> Result<(), kube::Error> {
+    match api.replace_status(name, &PostParams::default(), &updated).await {
+        Err(e) if api_errors::is_conflict(&e) => {
+            let latest = api.get(name).await?;
+            api.replace_status(name, &PostParams::default(), &latest.with_status(status)).await.map(|_| ())
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 /// The owner being resized, as `manage` needs it.

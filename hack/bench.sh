@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hack/bench.sh scheduler [--cases NAME,...] [--quick] [--timeout SECONDS] [--schedulers rudder,kube-scheduler,noop]
 # hack/bench.sh proxy [--proxies rudder,kube] [--services N] [--endpoints N] [--changes N] [--quick]
-# hack/bench.sh controllers [--managers rudder,kube] [--replicas N] [--quick]
+# hack/bench.sh controllers [--managers rudder,kube] [--replicas N] [--quick] [--kube-content-type application/json]
 #
 # The scheduler benchmark (modelled on upstream's scheduler_perf): starts a throwaway control plane (its
 # own etcd on 127.0.0.1:23790/23800 and kube-apiserver on 127.0.0.1:16443, certificates under a temp dir),

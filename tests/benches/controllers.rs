@@ -43,7 +43,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
 
-use managers::{Launcher, Manager};
+use managers::{CpuSample, Launcher, Manager};
 use pods::PodWatch;
 use report::CaseResult;
 
@@ -75,6 +75,10 @@ struct Args {
     /// --kube-api-qps and --kube-api-burst of both rudder-controllers and kube-controller-manager.
     #[arg(long, default_value_t = 5000)]
     kube_api_qps: u32,
+    /// kube-controller-manager's --kube-api-content-type (default: its own, protobuf). rudder speaks JSON
+    /// (k8s-openapi has no protobuf), so `application/json` shows how much of stock's rate is protobuf's.
+    #[arg(long)]
+    kube_content_type: Option<String>,
     #[command(flatten)]
     common: cli::Common,
 }
@@ -120,6 +124,7 @@ async fn run() -> anyhow::Result<bool> {
         kube_bin: args.kube_controller_manager.clone(),
         work_dir: args.common.work_dir.clone(),
         kube_api_qps: args.kube_api_qps,
+        kube_content_type: args.kube_content_type.clone(),
     };
 
     let started = jiff::Timestamp::now();
@@ -175,17 +180,19 @@ fn header(args: &Args, replicas: usize, started: jiff::Timestamp) -> String {
     format!(
         "rudder controllers benchmark, {started:.0}{quick}\n\
          machine: {cpus} cpus, load average at start {load}\n\
-         replicas: {replicas}; controllers: {controllers}; both managers --kube-api-qps/--kube-api-burst {qps}\n\
+         replicas: {replicas}; controllers: {controllers}; both managers --kube-api-qps/--kube-api-burst {qps}{content_type}\n\
          (b) no kubelets run: the benchmark marks every pod Ready (status patch, {conc} in flight) once (a) is \
          done, waits until the Deployment is available, then times the rollout with the marker still on\n\
          pods/s: pods created (a, b) or deleted (c) per second; % of raw ceiling: against the benchmark's own \
-         pod creates at {conc} in flight; CPU s: the manager's user + system time during the case; peak RSS: \
-         VmHWM at the end of the case\n\n",
+         pod creates at {conc} in flight; CPU s: the manager's user + system time during the case; apiserver CPU s: \
+         the apiserver's in the same span (serving the manager and the benchmark's own watch and patches); \
+         peak RSS: VmHWM at the end of the case\n\n",
         quick = if args.quick { ", --quick" } else { "" },
         cpus = std::thread::available_parallelism().map_or(0, |n| n.get()),
         load = load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
         controllers = managers::CONTROLLERS,
         qps = args.kube_api_qps,
+        content_type = args.kube_content_type.as_ref().map_or(String::new(), |t| format!("; kube-controller-manager --kube-api-content-type={t}")),
         conc = args.concurrency,
     )
 }
@@ -274,10 +281,11 @@ async fn cases(
     let watch = PodWatch::start(Api::namespaced(client.clone(), ns), concurrency).await?;
     let name = child.name().to_string();
     let mut abort = || child.exited();
-    // What a case cost the manager: its peak RSS so far and the CPU time used since `cpu_before`.
-    let usage = |result: &mut CaseResult, cpu_before: Option<f64>| {
+    // What a case cost: the manager's peak RSS so far, and the CPU time it and the apiserver used since `cpu_before`.
+    let usage = |result: &mut CaseResult, cpu_before: CpuSample| {
         result.peak_rss_mib = managers::peak_rss_mib(work_dir, &name);
-        result.cpu_seconds = managers::cpu_seconds(work_dir, &name).zip(cpu_before).map(|(after, before)| after - before);
+        let cpu = CpuSample::take(work_dir, &name).since(cpu_before);
+        (result.cpu_seconds, result.apiserver_cpu_seconds) = (cpu.manager, cpu.apiserver);
     };
 
     // Warm-up: one pod created and garbage-collected again, so every informer of the manager is synced.
@@ -297,7 +305,7 @@ async fn cases(
     // (a)
     eprintln!("[{}] (a) creating a Deployment of {n}", m.name());
     let d = objects::deployment("bench", "bench", n as i32)?;
-    let cpu_before = managers::cpu_seconds(work_dir, &name);
+    let cpu_before = CpuSample::take(work_dir, &name);
     let t0 = Instant::now();
     deployments.create(&PostParams::default(), &d).await.context("failed to create the Deployment")?;
     let seen =
@@ -317,7 +325,7 @@ async fn cases(
     }
     let old: HashSet<String> = pods::lock(&watch.pods).hashes();
     eprintln!("[{}] (b) rolling update", m.name());
-    let cpu_before = managers::cpu_seconds(work_dir, &name);
+    let cpu_before = CpuSample::take(work_dir, &name);
     let t0 = Instant::now();
     deployments
         .patch("bench", &PatchParams::default(), &Patch::Strategic(objects::rollout_patch(2)))
@@ -335,7 +343,7 @@ async fn cases(
 
     // (c)
     eprintln!("[{}] (c) deleting the Deployment", m.name());
-    let cpu_before = managers::cpu_seconds(work_dir, &name);
+    let cpu_before = CpuSample::take(work_dir, &name);
     let t0 = Instant::now();
     deployments.delete("bench", &background()).await.context("failed to delete the Deployment")?;
     let seen =

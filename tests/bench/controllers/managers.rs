@@ -1,4 +1,4 @@
-//! The controller managers the benchmark compares (crate::process children), and their peak RSS.
+//! The controller managers the benchmark compares (crate::process children), their peak RSS and CPU time.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +47,8 @@ pub struct Launcher {
     pub work_dir: PathBuf,
     /// Both managers' client QPS and burst (equal settings, as the comparison needs).
     pub kube_api_qps: u32,
+    /// kube-controller-manager's --kube-api-content-type, when not its default (protobuf).
+    pub kube_content_type: Option<String>,
 }
 
 impl Launcher {
@@ -70,7 +72,10 @@ impl Launcher {
                     "--leader-elect=false".into(),
                     "--secure-port=0".into(),
                     "--use-service-account-credentials=false".into(),
-                ],
+                ]
+                .into_iter()
+                .chain(self.kube_content_type.iter().map(|t| format!("--kube-api-content-type={t}")))
+                .collect(),
             ),
         };
         let mut cmd = Command::new(bin);
@@ -79,23 +84,50 @@ impl Launcher {
     }
 }
 
-/// The `/proc/<pid>/` directory of the child `name`, through the PID file crate::process writes.
-fn proc_dir(work_dir: &Path, name: &str) -> Option<PathBuf> {
-    let pid_file = std::fs::read_to_string(work_dir.join("run").join(format!("child-{name}.pid"))).ok()?;
+/// The `/proc/<pid>/` directory of the process whose PID (first word) is in `run/<pid_file>`.
+fn proc_dir(work_dir: &Path, pid_file: &str) -> Option<PathBuf> {
+    let pid_file = std::fs::read_to_string(work_dir.join("run").join(pid_file)).ok()?;
     let pid = pid_file.split_whitespace().next()?;
     Some(PathBuf::from(format!("/proc/{pid}")))
 }
 
+/// crate::process's PID file of the child `name`.
+fn child_pid_file(name: &str) -> String {
+    format!("child-{name}.pid")
+}
+
+/// The apiserver's PID file, written by run.sh (util::start_daemon of BENCH_APISERVER_NAME).
+const APISERVER_PID_FILE: &str = "bench-controllers-kube-apiserver.pid";
+
 /// The peak resident set (VmHWM) of the child `name` in MiB; None once the process is gone.
 pub fn peak_rss_mib(work_dir: &Path, name: &str) -> Option<f64> {
-    let status = std::fs::read_to_string(proc_dir(work_dir, name)?.join("status")).ok()?;
+    let status = std::fs::read_to_string(proc_dir(work_dir, &child_pid_file(name))?.join("status")).ok()?;
     parse_vm_hwm_kib(&status).map(|kib| kib as f64 / 1024.0)
 }
 
-/// The CPU time (user + system, all threads) the child `name` has used so far, in seconds; a case's
-/// cost is the difference across it. None once the process is gone.
-pub fn cpu_seconds(work_dir: &Path, name: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(proc_dir(work_dir, name)?.join("stat")).ok()?;
+/// CPU time (user + system, all threads, in seconds) used so far by the manager and by the apiserver
+/// serving it; a case's cost is the difference across it ([`CpuSample::since`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSample {
+    pub manager: Option<f64>,
+    pub apiserver: Option<f64>,
+}
+
+impl CpuSample {
+    /// Now, for the child `name`; a field is None when its process is gone.
+    pub fn take(work_dir: &Path, name: &str) -> Self {
+        CpuSample { manager: cpu_seconds(work_dir, &child_pid_file(name)), apiserver: cpu_seconds(work_dir, APISERVER_PID_FILE) }
+    }
+
+    /// The CPU used between `before` and this sample.
+    pub fn since(self, before: CpuSample) -> CpuSample {
+        let delta = |after: Option<f64>, before: Option<f64>| after.zip(before).map(|(a, b)| a - b);
+        CpuSample { manager: delta(self.manager, before.manager), apiserver: delta(self.apiserver, before.apiserver) }
+    }
+}
+
+fn cpu_seconds(work_dir: &Path, pid_file: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(proc_dir(work_dir, pid_file)?.join("stat")).ok()?;
     parse_cpu_ticks(&stat).map(|ticks| ticks as f64 / USER_HZ)
 }
 
@@ -137,6 +169,10 @@ mod tests {
         for (name, stat, want) in cases {
             assert_eq!(parse_cpu_ticks(stat), want, "{name}");
         }
+        let before = CpuSample { manager: Some(1.0), apiserver: Some(10.0) };
+        let after = CpuSample { manager: Some(1.5), apiserver: None };
+        let cost = after.since(before);
+        assert_eq!((cost.manager, cost.apiserver), (Some(0.5), None), "a process gone has no cost");
         assert_eq!(Manager::parse("kube"), Some(Manager::Kube));
         assert_eq!(Manager::parse("rudder-controllers"), Some(Manager::Rudder));
         assert_eq!(Manager::parse("x"), None);

@@ -16,6 +16,9 @@ pub struct CaseResult {
     pub peak_rss_mib: Option<f64>,
     /// CPU seconds (user + system) the manager used during the case.
     pub cpu_seconds: Option<f64>,
+    /// CPU seconds the apiserver used during the case: the cost of the manager's requests and watches
+    /// to the server (e.g. JSON against protobuf).
+    pub apiserver_cpu_seconds: Option<f64>,
     pub failure: Option<String>,
 }
 
@@ -27,11 +30,11 @@ impl CaseResult {
 }
 
 /// The case's table: seconds, pods/s, ratio of each manager's rate to kube-controller-manager's, share of
-/// the apiserver's raw pod-create rate `ceiling`, the manager's CPU seconds in the case, peak RSS; then one FAIL line per failed run.
+/// the apiserver's raw pod-create rate `ceiling`, the manager's and the apiserver's CPU seconds in the case, peak RSS; then one FAIL line per failed run.
 pub fn table(title: &str, case: &str, runs: &[CaseResult], ceiling: Option<f64>) -> String {
     let kube = runs.iter().find(|r| r.manager == "kube-controller-manager").and_then(CaseResult::pods_per_second);
     let header =
-        ["controller manager", "seconds", "pods/s", "vs kube-controller-manager", "% of raw ceiling", "CPU s", "peak RSS MiB"];
+        ["controller manager", "seconds", "pods/s", "vs kube-controller-manager", "% of raw ceiling", "CPU s", "apiserver CPU s", "peak RSS MiB"];
     let mut rows = vec![header.map(str::to_string).to_vec()];
     for r in runs {
         let rate = r.pods_per_second();
@@ -42,6 +45,7 @@ pub fn table(title: &str, case: &str, runs: &[CaseResult], ceiling: Option<f64>)
             rate.zip(kube).map_or_else(|| "-".into(), |(a, b)| format!("{:.2}x", a / b)),
             rate.zip(ceiling).map_or_else(|| "-".into(), |(a, c)| format!("{:.0}%", 100.0 * a / c)),
             num(r.cpu_seconds, 2),
+            num(r.apiserver_cpu_seconds, 2),
             num(r.peak_rss_mib, 0),
         ]);
     }
@@ -67,6 +71,7 @@ mod tests {
             elapsed: secs.map(Duration::from_secs),
             peak_rss_mib: Some(42.4),
             cpu_seconds: Some(3.25),
+            apiserver_cpu_seconds: Some(7.5),
             failure: failure.map(str::to_string),
         };
         let runs = [
@@ -75,7 +80,7 @@ mod tests {
             run("x", None, Some("timed out")),
         ];
         let t = table("create", "a", &runs, Some(200.0));
-        let cases = [("ratio", "2.00x"), ("ceiling share", "50%"), ("rss", "42"), ("cpu", "3.25"), ("fail line", "FAIL a x: timed out")];
+        let cases = [("ratio", "2.00x"), ("ceiling share", "50%"), ("rss", "42"), ("cpu", "3.25"), ("apiserver cpu", "7.50"), ("fail line", "FAIL a x: timed out")];
         for (name, want) in cases {
             assert!(t.contains(want), "{name}: {t}");
         }

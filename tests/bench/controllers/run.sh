@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # tests/bench/controllers/run.sh [--managers rudder,kube] [--replicas N] [--timeout SECONDS] [--quick]
+#   [--kube-content-type application/json]
 # (normally run as `hack/bench.sh controllers …`)
 #
 # The controllers benchmark (issue #4): a throwaway etcd (127.0.0.1:23795/23805) and kube-apiserver
@@ -28,10 +29,10 @@ BENCH_ARGS=()
 while (($#)); do
   case $1 in
     --quick) BENCH_ARGS+=(--quick) ;;
-    --managers | --replicas | --timeout | --concurrency | --kube-api-qps)
+    --managers | --replicas | --timeout | --concurrency | --kube-api-qps | --kube-content-type)
       (($# >= 2)) || usage
       BENCH_ARGS+=("$1" "$2"); shift ;;
-    --managers=* | --replicas=* | --timeout=* | --concurrency=* | --kube-api-qps=*) BENCH_ARGS+=("$1") ;;
+    --managers=* | --replicas=* | --timeout=* | --concurrency=* | --kube-api-qps=* | --kube-content-type=*) BENCH_ARGS+=("$1") ;;
     -h | --help) usage ;;
     *) echo "unknown argument: $1" >&2; usage ;;
   esac

@@ -106,15 +106,24 @@ pub async fn reconcile<K: ReplicaOwner>(owner: Arc<K>, ctx: Arc<Context>) -> Res
 
 /// Replaces the owner's status; when the cached copy was stale (our own previous write, not yet
 /// seen by the watch), reads the owner again and retries once, as upstream does, instead of failing
-/// the sync and waiting out a requeue.
+/// the sync and waiting out a requeue. An owner deleted meanwhile, or replaced by a new one of the
+/// same name, has no status of ours to write.
 async fn write_status<K: ReplicaOwner>(api: &Api<K>, name: &str, updated: K, status: ReplicaSetStatus) -> Result<(), kube::Error> {
     match api.replace_status(name, &PostParams::default(), &updated).await {
         Err(e) if api_errors::is_conflict(&e) => {
-            let latest = api.get(name).await?;
-            api.replace_status(name, &PostParams::default(), &latest.with_status(status)).await.map(|_| ())
+            let Some(latest) = api.get_opt(name).await? else { return Ok(()) };
+            if latest.meta().uid != updated.meta().uid {
+                return Ok(());
+            }
+            api.replace_status(name, &PostParams::default(), &latest.with_status(status)).await.map(|_| ()).or_else(gone_is_done)
         }
-        other => other.map(|_| ()),
+        other => other.map(|_| ()).or_else(gone_is_done),
     }
+}
+
+/// A status write to an owner that was deleted meanwhile has nothing left to do.
+fn gone_is_done(error: kube::Error) -> Result<(), kube::Error> {
+    if api_errors::is_not_found(&error) { Ok(()) } else { Err(error) }
 }
 
 /// The owner being resized, as `manage` needs it.

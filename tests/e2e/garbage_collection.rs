@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams, PostParams};
 use rudder_e2e::wait;
 
 use crate::common::{setup, wait_deployment_ready};
@@ -50,5 +52,39 @@ async fn orphan_deletion_keeps_dependents_and_foreground_deletes_them_first() ->
     })
     .await?;
     assert_eq!((rs, pods), (0, 0), "the owner went only after its dependents");
+    Ok(())
+}
+
+/// A cluster-scoped object naming a namespaced owner is an invalid reference, not a dangling one: upstream
+/// leaves the object alone (OwnerRefInvalidNamespace). One with a missing cluster-scoped owner is collected,
+/// which shows the collector has looked at both.
+#[tokio::test]
+async fn cluster_scoped_object_with_a_namespaced_owner_is_not_collected() -> anyhow::Result<()> {
+    let (cluster, ns) = setup("gc-scope").await?;
+    let roles: Api<ClusterRole> = Api::all(cluster.client.clone());
+    let role = |name: &str, owner_kind: &str| -> anyhow::Result<ClusterRole> {
+        Ok(serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": name,
+                "ownerReferences": [{ "apiVersion": "v1", "kind": owner_kind, "name": "gone", "uid": "6f9d7c1e-0000-4000-8000-000000000001" }],
+            },
+        }))?)
+    };
+    let (invalid, dangling) = (format!("{}-namespaced-owner", ns.name), format!("{}-missing-owner", ns.name));
+    roles.create(&PostParams::default(), &role(&invalid, "ConfigMap")?).await?;
+    roles.create(&PostParams::default(), &role(&dangling, "Namespace")?).await?;
+
+    wait::until("the ClusterRole with a missing owner to be collected", Duration::from_secs(60), || async {
+        Ok(match roles.get_opt(&dangling).await? {
+            None => Ok(()),
+            Some(_) => Err("still there".to_string()),
+        })
+    })
+    .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let kept = roles.get_opt(&invalid).await?;
+    roles.delete(&invalid, &DeleteParams::default()).await.ok();
+    let kept = kept.ok_or_else(|| anyhow::anyhow!("the ClusterRole naming a namespaced owner was collected"))?;
+    assert!(kept.metadata.deletion_timestamp.is_none(), "not being deleted either");
     Ok(())
 }

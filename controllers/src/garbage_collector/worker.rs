@@ -41,7 +41,7 @@ async fn owner_state(m: &Monitors, dependent: &Node, owner: &OwnerReference) -> 
         return Err(Error::UnknownKind(format!("{}/{}", owner.api_version, owner.kind)));
     };
     let namespace = dependent.namespace.as_deref().filter(|_| resource.namespaced).unwrap_or("");
-    if m.absent_owners.contains(namespace, &owner.uid) {
+    if m.absent_owners.contains(namespace, owner) {
         return Ok(OwnerState::Absent);
     }
     let api = api_for(m, &resource, dependent.namespace.as_deref());
@@ -52,7 +52,7 @@ async fn owner_state(m: &Monitors, dependent: &Node, owner: &OwnerReference) -> 
             Ok(if waiting { OwnerState::WaitingForDependents } else { OwnerState::Exists })
         }
         Ok(_) => {
-            m.absent_owners.insert(namespace, &owner.uid);
+            m.absent_owners.insert(namespace, owner);
             Ok(OwnerState::Absent)
         }
         Err(source) => Err(Error::Api { action: "look up owner", object: format!("{} {}", owner.kind, owner.name), source }),
@@ -69,6 +69,16 @@ async fn attempt_to_delete(m: &Monitors, uid: &str) -> Result<(), Error> {
     // Already on its way out, unless it waits on its own dependents (then it must be re-checked).
     if node.deleting && !node.deleting_dependents() {
         return Ok(());
+    }
+    if node.namespace.is_none() {
+        let namespaced = node.owners.iter().find(|o| m.kinds.get(&o.api_version, &o.kind).is_some_and(|r| r.namespaced));
+        if let Some(owner) = namespaced {
+            // Such a reference can never resolve (a namespaced owner of what? in which namespace?);
+            // upstream leaves the object alone rather than read the reference as dangling.
+            tracing::warn!(kind = %node.resource.api.kind, name = %node.name, owner_kind = %owner.kind, owner = %owner.name,
+                "cluster-scoped object names a namespaced owner; not collected (OwnerRefInvalidNamespace)");
+            return Ok(());
+        }
     }
     let mut owners = Vec::with_capacity(node.owners.len());
     for owner in &node.owners {

@@ -19,11 +19,15 @@ pub trait SelectsPods: Resource<DynamicType = ()> + Clone + 'static {
     fn pod_selector(&self) -> Option<Selector>;
 }
 
+/// The API group of an `apiVersion` (`apps/v1` → `apps`, the core `v1` → ``).
+pub fn api_group(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or("", |(group, _)| group)
+}
+
 /// True if the owner reference `reference` points at an object of kind `K` (same kind and group; any
 /// version).
 pub fn refers_to<K: Resource<DynamicType = ()>>(reference: &OwnerReference) -> bool {
-    let group = reference.api_version.rsplit_once('/').map_or("", |(group, _)| group);
-    reference.kind == K::kind(&()) && group == K::group(&())
+    reference.kind == K::kind(&()) && api_group(&reference.api_version) == K::group(&())
 }
 
 /// The `K` that controls the object with `meta`, if its controller is one (owners share their

@@ -85,9 +85,14 @@ pub fn free_port() -> anyhow::Result<u16> {
     Ok(l.local_addr().context("failed to read the bound port")?.port())
 }
 
-/// Field 22 of /proc/PID/stat (start time in clock ticks), counted after the command name.
+/// Field 22 of /proc/PID/stat (start time in clock ticks).
 fn start_time(pid: u32) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(") ")?.1;
-    rest.split_whitespace().nth(19).map(str::to_string)
+    stat_fields(&stat)?.nth(19).map(str::to_string)
+}
+
+/// The fields of a /proc/PID/stat line from field 3 (state) on. The command name (field 2) may hold
+/// spaces and parentheses, so they are counted from its last `)`.
+pub fn stat_fields(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat.rsplit_once(')')?.1.split_whitespace())
 }

@@ -20,7 +20,7 @@ type Key = (String, String, String, String, String);
 
 fn key(namespace: &str, owner: &OwnerReference) -> Key {
     // The version does not matter: every version of a kind names the same objects.
-    let group = owner.api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    let group = crate::ownership::api_group(&owner.api_version);
     (namespace.to_string(), group.to_string(), owner.kind.clone(), owner.name.clone(), owner.uid.clone())
 }
 

@@ -32,7 +32,7 @@ type GroupKind = (String, String);
 
 impl Kinds {
     pub fn get(&self, api_version: &str, kind: &str) -> Option<Arc<Resource>> {
-        let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+        let group = crate::ownership::api_group(api_version);
         self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&(group.to_string(), kind.to_string())).cloned()
     }
 

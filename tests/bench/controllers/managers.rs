@@ -140,11 +140,9 @@ fn parse_vm_hwm_kib(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// utime + stime of /proc/PID/stat, in clock ticks. The command name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last `)`: utime and stime are the 12th and 13th after it.
+/// utime + stime (fields 14 and 15) of /proc/PID/stat, in clock ticks.
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace().skip(11);
+    let mut fields = crate::process::stat_fields(stat)?.skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     Some(utime + stime)
